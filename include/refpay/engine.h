@@ -1,0 +1,98 @@
+// refpay/engine.h — the commission engine: events in, ledger out.
+//
+// An Engine owns one validated Policy and the state of one run: the member
+// tree, roles, orders, ledger, cap room and check state. Events are applied
+// one at a time in non-decreasing time; each returns OK or an error whose
+// reason (refpay::ErrorCodeOf) is a SPEC §2 code. A rejected event changes
+// nothing. Reads take an `as_of` time that decides entry statuses.
+//
+//   absl::StatusOr<refpay::Policy> policy = refpay::Policy::FromFile("p.toml");
+//   refpay::Engine engine(*std::move(policy));
+//   for (const std::string& line : lines) {
+//     absl::Status s = engine.ApplyJson(line);
+//     if (!s.ok()) std::cerr << refpay::ErrorCodeOf(s) << ": " << s.message();
+//   }
+//   auto balances = engine.Balances(*refpay::ParseTimestamp(
+//       "2026-04-01T00:00:00+08:00"));
+//
+// Output is deterministic: the same events always give the same rows in the
+// same order. An Engine is movable, not copyable, and not thread-safe.
+#ifndef REFPAY_ENGINE_H_
+#define REFPAY_ENGINE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "refpay/event.h"
+#include "refpay/ledger.h"
+#include "refpay/policy.h"
+
+namespace refpay {
+
+class Engine {
+ public:
+  // refpay::Engine::Engine() starts an empty run under `policy`.
+  explicit Engine(Policy policy);
+  ~Engine();
+  Engine(Engine&&) noexcept;
+  Engine& operator=(Engine&&) noexcept;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // refpay::Engine::Apply() applies one event, or rejects it and changes
+  // nothing. Reasons: duplicate_event, conflicting_event, out_of_order,
+  // duplicate_member, unknown_member, rebind_forbidden, cycle,
+  // duplicate_order, bad_amount, unknown_order, over_refund, overflow.
+  absl::Status Apply(const Event& event);
+
+  // refpay::Engine::ApplyJson() parses one SPEC §2 JSON object and applies
+  // it; parse errors (bad_event, bad_time, bad_amount) change nothing. A
+  // re-delivered `event_id` is recognised even when the copy is malformed.
+  absl::Status ApplyJson(std::string_view json);
+
+  // refpay::Engine::Ledger() lists every entry and clawback with its status
+  // at `as_of` and its explanation, in application order. Fails if `as_of`
+  // precedes the last applied event.
+  absl::StatusOr<std::vector<LedgerRow>> Ledger(absl::Time as_of) const;
+
+  // refpay::Engine::NetLedger() is the SPEC §8 view: net per (order, member,
+  // kind, status), zero rows left out, sorted by order (application order,
+  // invite rewards last), member, kind and status.
+  absl::StatusOr<std::vector<NetRow>> NetLedger(absl::Time as_of) const;
+
+  // refpay::Engine::Balances() sums each member's entries per status;
+  // members sorted by id, statuses in SPEC order, zero sums left out.
+  absl::StatusOr<std::vector<BalanceRow>> Balances(absl::Time as_of) const;
+
+  // refpay::Engine::Flags() lists check hits and cap cuts in the order they
+  // happened.
+  std::vector<Flag> Flags() const;
+
+  // refpay::Engine::Explain() explains every entry of an order, one line
+  // each; NotFound (unknown_order) for an unknown id.
+  absl::StatusOr<std::vector<std::string>> Explain(std::string_view order_id) const;
+
+  // refpay::Engine::last_event_time() is the time of the last applied event.
+  std::optional<absl::Time> last_event_time() const;
+
+  // refpay::Engine::policy() is the policy the engine runs.
+  const Policy& policy() const;
+
+  // refpay::Engine::member_count() / order_count() count what was applied.
+  int32_t member_count() const;
+  int32_t order_count() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace refpay
+
+#endif  // REFPAY_ENGINE_H_

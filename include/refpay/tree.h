@@ -1,0 +1,91 @@
+// refpay/tree.h — the referral tree (推荐关系) on dense member indices.
+//
+// Members are numbered 0, 1, 2, … in join order; the tree keeps parents and
+// children in flat arrays (children as an intrusive sibling list, so a
+// rebind is O(1)) and caches every member's nearest leader ancestor, so an
+// order finds its team leader in O(1) instead of walking a long chain. The
+// cache is repaired locally when a leader is set or unset or a subtree moves.
+//
+//   refpay::MemberTree tree;
+//   refpay::MemberIndex a = tree.Add(refpay::MemberIndex::None());
+//   refpay::MemberIndex b = tree.Add(a);
+//   tree.SetLeader(a, true);
+//   tree.NearestLeaderAbove(b);  // == a
+#ifndef REFPAY_TREE_H_
+#define REFPAY_TREE_H_
+
+#include <compare>
+#include <cstdint>
+#include <vector>
+
+namespace refpay {
+
+// refpay::DenseIndex is a strong 32-bit index: a MemberIndex cannot be
+// passed where an OrderIndex is expected.
+template <typename Tag>
+class DenseIndex {
+ public:
+  constexpr DenseIndex() = default;
+  constexpr explicit DenseIndex(int32_t value) : value_(value) {}
+  static constexpr DenseIndex None() { return DenseIndex(); }
+  constexpr int32_t value() const { return value_; }
+  constexpr bool valid() const { return value_ >= 0; }
+  friend constexpr auto operator<=>(DenseIndex, DenseIndex) = default;
+
+ private:
+  int32_t value_ = -1;
+};
+
+using MemberIndex = DenseIndex<struct MemberTag>;
+using OrderIndex = DenseIndex<struct OrderTag>;
+
+// refpay::MemberTree is a forest of members with a nearest-leader cache.
+class MemberTree {
+ public:
+  // refpay::MemberTree::Add() appends a member under `parent` (None for a
+  // root) and returns its index.
+  MemberIndex Add(MemberIndex parent);
+
+  // refpay::MemberTree::Move() re-parents `member` (with its subtree) under
+  // `parent`. The caller has checked IsInSubtree() to avoid cycles.
+  void Move(MemberIndex member, MemberIndex parent);
+
+  // refpay::MemberTree::SetLeader() marks or unmarks a leader and repairs
+  // the nearest-leader cache of the subtree it heads.
+  void SetLeader(MemberIndex member, bool is_leader);
+
+  // refpay::MemberTree::IsInSubtree() says whether `node` is `root` or one
+  // of its descendants (walks up from `node`).
+  bool IsInSubtree(MemberIndex node, MemberIndex root) const;
+
+  MemberIndex Parent(MemberIndex m) const { return MemberIndex(parent_[m.value()]); }
+  bool IsLeader(MemberIndex m) const { return is_leader_[m.value()] != 0; }
+
+  // refpay::MemberTree::NearestLeaderAbove() is the closest strict ancestor
+  // that is a leader, or None.
+  MemberIndex NearestLeaderAbove(MemberIndex m) const {
+    return MemberIndex(nearest_leader_[m.value()]);
+  }
+
+  int32_t size() const { return static_cast<int32_t>(parent_.size()); }
+
+  // refpay::MemberTree::Reserve() pre-sizes the arrays for `members`.
+  void Reserve(int32_t members);
+
+ private:
+  // Sets the cached nearest leader of `member`'s descendants down to (and
+  // including) the next leaders, which shield their own subtrees.
+  void RepairBelow(MemberIndex member, int32_t leader_for_descendants);
+
+  std::vector<int32_t> parent_;
+  std::vector<int32_t> first_child_;
+  std::vector<int32_t> next_sibling_;
+  std::vector<int32_t> prev_sibling_;
+  std::vector<int32_t> nearest_leader_;
+  std::vector<uint8_t> is_leader_;
+  std::vector<int32_t> stack_;  // scratch for RepairBelow, kept to avoid allocation
+};
+
+}  // namespace refpay
+
+#endif  // REFPAY_TREE_H_

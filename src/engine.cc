@@ -1,0 +1,1311 @@
+#include "refpay/engine.h"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/civil_time.h"
+#include "absl_compat.h"
+#include "event_json.h"
+#include "json_util.h"
+#include "refpay/checks.h"
+#include "refpay/status.h"
+#include "refpay/tree.h"
+
+namespace refpay {
+namespace {
+
+constexpr int64_t kMicrosPerMinute = int64_t{60} * 1'000'000;
+constexpr int64_t kMicrosPerHour = 60 * kMicrosPerMinute;
+constexpr int64_t kMicrosPerDay = 24 * kMicrosPerHour;
+constexpr int64_t kNever = std::numeric_limits<int64_t>::min();
+constexpr int kMaxRoles = 64;
+
+// What an entry pays for. Level entries carry their level number apart.
+enum class Kind : uint8_t { kLevel, kLeader, kPeer, kRankBonus, kInviteReward };
+
+// Which caps cut an entry, for its explanation.
+enum CutBits : uint8_t {
+  kCutOrderTotal = 1,
+  kCutMemberMonth = 2,
+  kCutBudget = 4,
+  kCutMaxRewards = 8,
+};
+
+std::string KindName(Kind kind, int level) {
+  switch (kind) {
+    case Kind::kLevel:
+      return absl::StrCat("level", level);
+    case Kind::kLeader:
+      return "leader";
+    case Kind::kPeer:
+      return "peer";
+    case Kind::kRankBonus:
+      return "rank_bonus";
+    case Kind::kInviteReward:
+      return "invite_reward";
+  }
+  return "unknown";
+}
+
+// Sort key of a kind inside one order: level1, level2, …, then the rest in
+// SPEC §3.5 priority order.
+int KindRank(Kind kind, int level) {
+  return kind == Kind::kLevel ? level : 1000 + static_cast<int>(kind);
+}
+
+absl::Status Error(absl::StatusCode code, std::string_view reason, std::string message) {
+  return MakeError(code, reason, message);
+}
+
+int64_t Micros(absl::Time t) { return absl::ToUnixMicros(t); }
+
+std::string TimeText(int64_t micros, absl::TimeZone zone) {
+  return FormatTimestamp(absl::FromUnixMicros(micros), zone);
+}
+
+}  // namespace
+
+const char* EntryStatusName(EntryStatus status) {
+  switch (status) {
+    case EntryStatus::kPending:
+      return "pending";
+    case EntryStatus::kFrozen:
+      return "frozen";
+    case EntryStatus::kAvailable:
+      return "available";
+    case EntryStatus::kHeld:
+      return "held";
+  }
+  return "pending";
+}
+
+const char* FlagKindName(FlagKind kind) {
+  switch (kind) {
+    case FlagKind::kSharedIdentity:
+      return "shared_identity";
+    case FlagKind::kSplitOrders:
+      return "split_orders";
+    case FlagKind::kVelocity:
+      return "velocity";
+    case FlagKind::kRefundRate:
+      return "refund_rate";
+    case FlagKind::kCapOrder:
+      return "cap_order";
+    case FlagKind::kCapMember:
+      return "cap_member";
+    case FlagKind::kBudgetExhausted:
+      return "budget_exhausted";
+    case FlagKind::kInvalidInvite:
+      return "invalid_invite";
+  }
+  return "unknown";
+}
+
+class Engine::Impl {
+ public:
+  explicit Impl(Policy policy) : policy_(std::move(policy)) { Plan(); }
+
+  absl::Status Apply(const Event& event) {
+    std::string canonical;
+    if (event.event_id) {
+      canonical = EventToJson(event);
+      REFPAY_RETURN_IF_ERROR(CheckEventId(*event.event_id, &canonical));
+    }
+    REFPAY_RETURN_IF_ERROR(Dispatch(event));
+    if (event.event_id) event_ids_.emplace(*event.event_id, std::move(canonical));
+    return absl::OkStatus();
+  }
+
+  absl::Status ApplyJson(std::string_view text) {
+    absl::StatusOr<internal::Json> object = internal::ParseJsonText(text, "event");
+    if (!object.ok()) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "bad_event", internal::AsStd(object.status().message()));
+    }
+    absl::StatusOr<Event> event = internal::EventFromJson(*object);
+    if (!event.ok() && object->is_object()) {
+      // A malformed copy of an applied event is a conflict, not a shape
+      // error: the id is what the sender relies on.
+      auto id = object->find("event_id");
+      if (id != object->end() && id->is_string() &&
+          event_ids_.contains(id->get<std::string>())) {
+        return Error(absl::StatusCode::kAlreadyExists, "conflicting_event",
+                     absl::StrCat("event_id \"", id->get<std::string>(),
+                                  "\" was applied with different content"));
+      }
+    }
+    if (!event.ok()) return event.status();
+    return Apply(*event);
+  }
+
+  absl::StatusOr<std::vector<LedgerRow>> Ledger(absl::Time as_of) const {
+    REFPAY_RETURN_IF_ERROR(CheckAsOf(as_of));
+    const int64_t now = Micros(as_of);
+    std::vector<LedgerRow> rows;
+    rows.reserve(entries_.size() + clawbacks_.size());
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      const Entry& e = entries_[i];
+      LedgerRow row;
+      if (e.order >= 0) row.order = order_ids_[e.order];
+      row.member = member_ids_[e.member];
+      row.kind = KindName(e.kind, e.level);
+      row.amount = Money::FromFen(e.amount);
+      row.status = StatusOf(e, now);
+      if (e.action != 0) row.action = static_cast<Action>(e.action);
+      row.at = absl::FromUnixMicros(EntryTime(static_cast<int32_t>(i)));
+      row.explanation = ExplainEntry(static_cast<int32_t>(i));
+      rows.push_back(std::move(row));
+    }
+    for (const Clawback& c : clawbacks_) {
+      const Entry& e = entries_[c.entry];
+      LedgerRow row;
+      row.order = order_ids_[e.order];
+      row.member = member_ids_[e.member];
+      row.kind = KindName(e.kind, e.level);
+      row.amount = Money::FromFen(-c.amount);
+      row.status = EntryStatus::kAvailable;
+      row.clawback = true;
+      row.at = absl::FromUnixMicros(c.at);
+      row.explanation = absl::StrCat("clawback of ", Money::FromFen(c.amount).ToString(),
+                                     " after a refund of an available entry (追回)");
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  }
+
+  absl::StatusOr<std::vector<NetRow>> NetLedger(absl::Time as_of) const {
+    REFPAY_RETURN_IF_ERROR(CheckAsOf(as_of));
+    const int64_t now = Micros(as_of);
+    struct Key {
+      int32_t order_rank;
+      int32_t member;
+      int kind_rank;
+      EntryStatus status;
+      int32_t entry;  // a representative entry, for names
+    };
+    absl::flat_hash_map<std::tuple<int32_t, int32_t, int, int>, int64_t> sums;
+    std::vector<Key> keys;
+    auto add = [&](int32_t entry_index, EntryStatus status, int64_t amount) -> absl::Status {
+      const Entry& e = entries_[entry_index];
+      const int32_t order_rank = e.order >= 0 ? e.order : std::numeric_limits<int32_t>::max();
+      const int kind_rank = KindRank(e.kind, e.level);
+      auto [it, inserted] =
+          sums.try_emplace(std::make_tuple(order_rank, e.member, kind_rank, static_cast<int>(status)), 0);
+      if (inserted) keys.push_back({order_rank, e.member, kind_rank, status, entry_index});
+      if (__builtin_add_overflow(it->second, amount, &it->second)) {
+        return Error(absl::StatusCode::kOutOfRange, "overflow", "ledger sum overflows");
+      }
+      return absl::OkStatus();
+    };
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      REFPAY_RETURN_IF_ERROR(add(static_cast<int32_t>(i), StatusOf(entries_[i], now), entries_[i].amount));
+    }
+    for (const Clawback& c : clawbacks_) {
+      REFPAY_RETURN_IF_ERROR(add(c.entry, EntryStatus::kAvailable, -c.amount));
+    }
+    std::sort(keys.begin(), keys.end(), [&](const Key& a, const Key& b) {
+      if (a.order_rank != b.order_rank) return a.order_rank < b.order_rank;
+      if (a.member != b.member) return member_ids_[a.member] < member_ids_[b.member];
+      if (a.kind_rank != b.kind_rank) return a.kind_rank < b.kind_rank;
+      return a.status < b.status;
+    });
+    std::vector<NetRow> rows;
+    for (const Key& key : keys) {
+      const int64_t amount = sums.at(
+          std::make_tuple(key.order_rank, key.member, key.kind_rank, static_cast<int>(key.status)));
+      if (amount == 0) continue;
+      const Entry& e = entries_[key.entry];
+      NetRow row;
+      if (e.order >= 0) row.order = order_ids_[e.order];
+      row.member = member_ids_[e.member];
+      row.kind = KindName(e.kind, e.level);
+      row.amount = Money::FromFen(amount);
+      row.status = key.status;
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  }
+
+  absl::StatusOr<std::vector<BalanceRow>> Balances(absl::Time as_of) const {
+    REFPAY_ASSIGN_OR_RETURN(std::vector<NetRow> net, NetLedger(as_of));
+    // Dense per-member sums, then members in id order.
+    std::vector<std::array<int64_t, 4>> sums(member_ids_.size(), {0, 0, 0, 0});
+    std::vector<int32_t> touched;
+    for (const NetRow& row : net) {
+      const int32_t m = member_index_.at(row.member);
+      if (sums[m] == std::array<int64_t, 4>{0, 0, 0, 0}) touched.push_back(m);
+      int64_t& slot = sums[m][static_cast<int>(row.status)];
+      if (__builtin_add_overflow(slot, row.amount.fen(), &slot)) {
+        return Error(absl::StatusCode::kOutOfRange, "overflow", "balance overflows");
+      }
+    }
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    std::sort(touched.begin(), touched.end(),
+              [&](int32_t a, int32_t b) { return member_ids_[a] < member_ids_[b]; });
+    std::vector<BalanceRow> rows;
+    for (int32_t m : touched) {
+      for (int s = 0; s < 4; ++s) {
+        if (sums[m][s] == 0) continue;
+        rows.push_back({member_ids_[m], static_cast<EntryStatus>(s), Money::FromFen(sums[m][s])});
+      }
+    }
+    return rows;
+  }
+
+  std::vector<Flag> Flags() const {
+    std::vector<Flag> out;
+    out.reserve(flags_.size());
+    for (const FlagRecord& f : flags_) {
+      Flag flag{std::string(FlagKindName(f.kind)), member_ids_[f.member], std::nullopt};
+      if (f.order >= 0) flag.order = order_ids_[f.order];
+      out.push_back(std::move(flag));
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::vector<std::string>> Explain(std::string_view order_id) const {
+    auto it = order_index_.find(internal::AsAbsl(order_id));
+    if (it == order_index_.end()) {
+      return Error(absl::StatusCode::kNotFound, "unknown_order",
+                   absl::StrCat("no order \"", std::string(order_id), "\""));
+    }
+    const OrderRecord& o = orders_[it->second];
+    std::vector<std::string> lines;
+    for (int32_t i = o.first_entry; i < o.first_entry + o.entry_count; ++i) {
+      lines.push_back(ExplainEntry(i));
+    }
+    return lines;
+  }
+
+  std::optional<absl::Time> last_event_time() const {
+    if (last_at_ == kNever) return std::nullopt;
+    return absl::FromUnixMicros(last_at_);
+  }
+
+  const Policy& policy() const { return policy_; }
+  int32_t member_count() const { return tree_.size(); }
+  int32_t order_count() const { return static_cast<int32_t>(orders_.size()); }
+
+ private:
+  // ---- Plan: the policy compiled to dense rule ids and role bits. --------
+
+  struct LevelPlan {
+    int32_t rule = -1;
+    std::vector<std::pair<int, int32_t>> by_rank;  // role bit → rule
+  };
+  struct RuleSetPlan {
+    std::vector<LevelPlan> levels;
+    const LeaderRule* leader = nullptr;
+    int32_t leader_rule = -1;                   // nearest scheme
+    std::vector<int> rank_bits;                 // differential: role bit per rank
+    std::vector<std::vector<int32_t>> diff_rules;  // [rank][previous rank + 1]
+    int32_t peer_rule = -1;
+  };
+
+  int32_t AddRule(const AmountRule* rule) {
+    rules_.push_back(rule);
+    return static_cast<int32_t>(rules_.size() - 1);
+  }
+
+  int32_t AddSyntheticRate(Rate rate, std::string path) {
+    AmountRule rule;
+    rule.kind = AmountRule::Kind::kRate;
+    rule.rate = rate;
+    rule.path = std::move(path);
+    synthetic_.push_back(std::move(rule));
+    return AddRule(&synthetic_.back());
+  }
+
+  // Role names the policy mentions get bits first, so the leader mask is
+  // complete before any event arrives.
+  int RoleBit(const std::string& name) {
+    auto it = role_bits_.find(name);
+    if (it != role_bits_.end()) return it->second;
+    if (role_names_.size() >= kMaxRoles) return -1;
+    role_names_.push_back(name);
+    const int bit = static_cast<int>(role_names_.size() - 1);
+    role_bits_.emplace(name, bit);
+    return bit;
+  }
+
+  RuleSetPlan PlanRuleSet(const RuleSet& rules) {
+    RuleSetPlan plan;
+    for (const LevelRule& level : rules.levels) {
+      LevelPlan level_plan;
+      level_plan.rule = AddRule(&level.amount);
+      for (const auto& [rank, rule] : level.by_rank) {
+        level_plan.by_rank.emplace_back(RoleBit(rank), AddRule(&rule));
+      }
+      plan.levels.push_back(std::move(level_plan));
+    }
+    if (!rules.leader) return plan;
+    const LeaderRule& leader = *rules.leader;
+    plan.leader = &leader;
+    if (leader.scheme == LeaderRule::Scheme::kNearest) {
+      plan.leader_rule = AddRule(&leader.amount);
+    } else {
+      const size_t n = leader.ranks.size();
+      plan.diff_rules.assign(n, std::vector<int32_t>(n + 1, -1));
+      for (size_t i = 0; i < n; ++i) {
+        const int bit = RoleBit(leader.ranks[i].name);
+        plan.rank_bits.push_back(bit);
+        leader_mask_ |= uint64_t{1} << bit;
+        for (size_t j = 0; j <= i; ++j) {
+          // Rank i paid after the highest paid rank so far was j-1 (none if 0).
+          const Rate below = j == 0 ? Rate() : leader.ranks[j - 1].rate;
+          if (leader.ranks[i].rate <= below) continue;
+          std::string path = absl::StrCat(leader.path, ".ranks[", i, "] ",
+                                          leader.ranks[i].name);
+          if (j > 0) absl::StrAppend(&path, " − ranks[", j - 1, "] ", leader.ranks[j - 1].name);
+          plan.diff_rules[i][j] =
+              AddSyntheticRate(*Rate::FromPpm(leader.ranks[i].rate.ppm() - below.ppm()), path);
+        }
+      }
+    }
+    if (leader.peer) plan.peer_rule = AddSyntheticRate(*leader.peer, leader.path + ".peer");
+    return plan;
+  }
+
+  void Plan() {
+    synthetic_.clear();
+    leader_mask_ = uint64_t{1} << RoleBit("leader");
+    if (policy_.eligible_role) eligible_bit_ = RoleBit(*policy_.eligible_role);
+    for (const Promotion& p : policy_.promotions) promotion_bits_.push_back(RoleBit(p.grant));
+    plans_.push_back(PlanRuleSet(policy_.rules));
+    for (const auto& [name, rules] : policy_.by_category) {
+      category_plan_.emplace(name, static_cast<int16_t>(plans_.size()));
+      plans_.push_back(PlanRuleSet(rules));
+    }
+    for (const auto& [role, rule] : policy_.rank_bonus) {
+      rank_bonus_.emplace_back(RoleBit(role), AddRule(&rule));
+    }
+    if (policy_.invite_rewards) {
+      for (size_t i = 0; i < policy_.invite_rewards->steps.size(); ++i) {
+        AmountRule rule;
+        rule.kind = AmountRule::Kind::kFixed;
+        rule.fixed = policy_.invite_rewards->steps[i].reward;
+        rule.path = absl::StrCat("invite_rewards.steps[", i, "]");
+        synthetic_.push_back(std::move(rule));
+        invite_step_rules_.push_back(AddRule(&synthetic_.back()));
+      }
+    }
+    hold_micros_ = policy_.hold_days * kMicrosPerDay;
+  }
+
+  // ---- State. -------------------------------------------------------------
+
+  struct OrderRecord {
+    int64_t at = 0;
+    int64_t confirmed_at = kNever;
+    int64_t amount = 0;
+    int64_t refunded = 0;
+    int32_t buyer = -1;
+    int32_t referrer = -1;       // buyer's inviter when the order was placed
+    int32_t level1 = -1;         // the level-1 beneficiary, if any
+    int32_t first_entry = 0;
+    int32_t prev_by_buyer = -1;  // the buyer's previous order
+    int32_t prev_referred = -1;  // the referrer's previous referred order
+    int16_t entry_count = 0;
+    int16_t rule_set = 0;
+  };
+
+  // One ledger entry; 48 bytes. `amount` shrinks on refunds before the
+  // entry is available; later refunds are Clawback rows.
+  struct Entry {
+    int64_t raw = 0;     // the rule's amount at order time, before checks and caps
+    int64_t paid = 0;    // what was paid at order time, after checks and caps
+    int64_t amount = 0;  // current amount of the entry itself
+    int32_t order = -1;  // -1 for invite rewards
+    int32_t member = -1;
+    int32_t rule = -1;
+    Kind kind = Kind::kLevel;
+    uint8_t level = 0;
+    uint8_t action = 0;  // 0 or Action
+    uint8_t cuts = 0;    // CutBits
+    uint8_t checks = 0;  // bit per FlagKind of the checks that hit
+  };
+
+  struct Clawback {
+    int32_t entry;
+    int64_t amount;  // positive: what was taken back
+    int64_t at;
+  };
+
+  struct FlagRecord {
+    FlagKind kind;
+    int32_t member;
+    int32_t order;
+  };
+
+  // An entry being computed for the current order, before it is committed.
+  struct Pending {
+    int32_t member;
+    int32_t rule;
+    Kind kind;
+    uint8_t level;
+    int64_t raw;
+    int64_t paid;
+    uint8_t action;
+    uint8_t cuts;
+    uint8_t checks;
+  };
+
+  // ---- Events. ------------------------------------------------------------
+
+  absl::Status CheckEventId(const std::string& id, const std::string* canonical) const {
+    auto it = event_ids_.find(id);
+    if (it == event_ids_.end()) return absl::OkStatus();
+    if (it->second == *canonical) {
+      return Error(absl::StatusCode::kAlreadyExists, "duplicate_event",
+                   absl::StrCat("event_id \"", id, "\" was already applied"));
+    }
+    return Error(absl::StatusCode::kAlreadyExists, "conflicting_event",
+                 absl::StrCat("event_id \"", id, "\" was applied with different content"));
+  }
+
+  absl::Status CheckAsOf(absl::Time as_of) const {
+    if (last_at_ != kNever && Micros(as_of) < last_at_) {
+      return Error(absl::StatusCode::kInvalidArgument, "bad_as_of",
+                   absl::StrCat("as_of ", FormatTimestamp(as_of, policy_.timezone),
+                                " precedes the last event at ", TimeText(last_at_, policy_.timezone)));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Dispatch(const Event& event) {
+    const int64_t at = Micros(event.at);
+    if (at < last_at_) {
+      return Error(absl::StatusCode::kFailedPrecondition, "out_of_order",
+                   absl::StrCat(EventTypeName(event.type), " at ",
+                                TimeText(at, policy_.timezone), " is earlier than the previous event at ",
+                                TimeText(last_at_, policy_.timezone)));
+    }
+    absl::Status status;
+    switch (event.type) {
+      case EventType::kJoin:
+        status = Join(event, at);
+        break;
+      case EventType::kRebind:
+        status = Rebind(event, at);
+        break;
+      case EventType::kSetRole:
+        status = SetRole(event, true);
+        break;
+      case EventType::kUnsetRole:
+        status = SetRole(event, false);
+        break;
+      case EventType::kOrder:
+        status = PlaceOrder(event, at);
+        break;
+      case EventType::kConfirm:
+        status = Confirm(event, at);
+        break;
+      case EventType::kRefund:
+        status = Refund(event, at);
+        break;
+    }
+    if (status.ok()) last_at_ = at;
+    return status;
+  }
+
+  absl::StatusOr<int32_t> FindMember(const std::string& id, std::string_view field) const {
+    auto it = member_index_.find(id);
+    if (it == member_index_.end()) {
+      return Error(absl::StatusCode::kNotFound, "unknown_member",
+                   absl::StrCat(std::string(field), " \"", id, "\" has not joined"));
+    }
+    return it->second;
+  }
+
+  absl::StatusOr<int32_t> FindOrder(const std::string& id) const {
+    auto it = order_index_.find(id);
+    if (it == order_index_.end()) {
+      return Error(absl::StatusCode::kNotFound, "unknown_order",
+                   absl::StrCat("order \"", id, "\" was never placed"));
+    }
+    return it->second;
+  }
+
+  int32_t Intern(absl::flat_hash_map<std::string, int32_t>& table, const std::string& value) {
+    if (value.empty()) return 0;
+    return table.try_emplace(value, static_cast<int32_t>(table.size() + 1)).first->second;
+  }
+
+  absl::Status Join(const Event& event, int64_t at) {
+    if (member_index_.contains(event.member)) {
+      return Error(absl::StatusCode::kAlreadyExists, "duplicate_member",
+                   absl::StrCat("member \"", event.member, "\" has already joined"));
+    }
+    int32_t inviter = -1;
+    if (event.inviter) {
+      REFPAY_ASSIGN_OR_RETURN(inviter, FindMember(*event.inviter, "inviter"));
+    }
+    const int32_t m = tree_.Add(MemberIndex(inviter)).value();
+    member_index_.emplace(event.member, m);
+    member_ids_.push_back(event.member);
+    roles_.push_back(0);
+    explicit_rank_.push_back(-1);
+    bound_at_.push_back(at);
+    region_.push_back(Intern(identity_values_[0], event.identity.region));
+    identity_.push_back({Intern(identity_values_[1], event.identity.device),
+                         Intern(identity_values_[2], event.identity.phone),
+                         Intern(identity_values_[3], event.identity.payment)});
+    last_order_.push_back(-1);
+    last_referred_.push_back(-1);
+    own_spend_.push_back(0);
+    level1_orders_.push_back(0);
+    level1_refunded_.push_back(0);
+    valid_invites_.push_back(0);
+    velocity_hit_.push_back(0);
+    last_arrival_.push_back(-1);
+    if (!policy_.promotions.empty()) {
+      live_referred_orders_.push_back(0);
+      live_referred_buyers_.push_back(0);
+    }
+    if (inviter >= 0) {
+      Arrive(inviter, at);
+      if (policy_.invite_rewards && !policy_.invite_rewards->requires_purchase) {
+        CountInvite(m, inviter, at);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Rebind(const Event& event, int64_t at) {
+    REFPAY_ASSIGN_OR_RETURN(const int32_t m, FindMember(event.member, "member"));
+    REFPAY_ASSIGN_OR_RETURN(const int32_t inviter, FindMember(*event.inviter, "inviter"));
+    switch (policy_.binding) {
+      case Policy::BindingMode::kPermanent:
+        return Error(absl::StatusCode::kFailedPrecondition, "rebind_forbidden",
+                     absl::StrCat("binding.mode is permanent: \"", event.member,
+                                  "\" cannot be rebound"));
+      case Policy::BindingMode::kProtected: {
+        const int64_t until = bound_at_[m] + policy_.protection_days * kMicrosPerDay;
+        if (at < until) {
+          return Error(absl::StatusCode::kFailedPrecondition, "rebind_forbidden",
+                       absl::StrCat("the binding of \"", event.member, "\" is protected until ",
+                                    TimeText(until, policy_.timezone)));
+        }
+        break;
+      }
+      case Policy::BindingMode::kFree:
+        break;
+    }
+    if (tree_.Parent(MemberIndex(m)).value() == inviter) return absl::OkStatus();
+    if (tree_.IsInSubtree(MemberIndex(inviter), MemberIndex(m))) {
+      return Error(absl::StatusCode::kFailedPrecondition, "cycle",
+                   absl::StrCat("binding \"", event.member, "\" under \"", *event.inviter,
+                                "\" would make a cycle: \"", *event.inviter, "\" is ",
+                                inviter == m ? "the member itself" : "its descendant"));
+    }
+    tree_.Move(MemberIndex(m), MemberIndex(inviter));
+    bound_at_[m] = at;
+    Arrive(inviter, at);
+    return absl::OkStatus();
+  }
+
+  absl::Status SetRole(const Event& event, bool grant) {
+    REFPAY_ASSIGN_OR_RETURN(const int32_t m, FindMember(event.member, "member"));
+    auto known = role_bits_.find(event.role);
+    if (!grant) {
+      if (known == role_bits_.end()) return absl::OkStatus();
+      roles_[m] &= ~(uint64_t{1} << known->second);
+      if (event.role == "leader") explicit_rank_[m] = -1;
+      tree_.SetLeader(MemberIndex(m), (roles_[m] & leader_mask_) != 0);
+      return absl::OkStatus();
+    }
+    const int bit = RoleBit(event.role);
+    const int rank_bit = event.rank ? RoleBit(*event.rank) : -1;
+    if (bit < 0 || (event.rank && rank_bit < 0)) {
+      return Error(absl::StatusCode::kResourceExhausted, "bad_event",
+                   absl::StrCat("more than ", kMaxRoles, " distinct role names"));
+    }
+    roles_[m] |= uint64_t{1} << bit;
+    if (event.rank) explicit_rank_[m] = static_cast<int8_t>(rank_bit);
+    tree_.SetLeader(MemberIndex(m), (roles_[m] & leader_mask_) != 0);
+    return absl::OkStatus();
+  }
+
+  bool Holds(int32_t m, int bit) const {
+    return bit >= 0 && (((roles_[m] >> bit) & 1) != 0 || explicit_rank_[m] == bit);
+  }
+
+  // The rank index of a leader under a differential plan: its explicit rank
+  // if listed, else the highest listed rank it holds as a role, else the
+  // lowest rank.
+  int RankIndex(int32_t m, const RuleSetPlan& plan) const {
+    const int n = static_cast<int>(plan.rank_bits.size());
+    if (explicit_rank_[m] >= 0) {
+      for (int i = 0; i < n; ++i) {
+        if (plan.rank_bits[i] == explicit_rank_[m]) return i;
+      }
+      return 0;
+    }
+    for (int i = n - 1; i >= 0; --i) {
+      if (((roles_[m] >> plan.rank_bits[i]) & 1) != 0) return i;
+    }
+    return 0;
+  }
+
+  // Visits the leaders above `buyer` nearest first (the buyer itself first
+  // with include_self), within max_depth ancestors; stops when `visit`
+  // returns false.
+  template <typename Visit>
+  void ForEachLeaderUp(int32_t buyer, const LeaderRule& leader, Visit visit) const {
+    if (leader.include_self && tree_.IsLeader(MemberIndex(buyer)) && !visit(buyer)) return;
+    if (leader.max_depth) {
+      MemberIndex m(buyer);
+      for (int depth = 0; depth < *leader.max_depth; ++depth) {
+        m = tree_.Parent(m);
+        if (!m.valid()) return;
+        if (tree_.IsLeader(m) && !visit(m.value())) return;
+      }
+      return;
+    }
+    for (MemberIndex m = tree_.NearestLeaderAbove(MemberIndex(buyer)); m.valid();
+         m = tree_.NearestLeaderAbove(m)) {
+      if (!visit(m.value())) return;
+    }
+  }
+
+  // Fills pending_ with the beneficiaries and rule amounts of an order.
+  void ComputeEntries(int32_t buyer, const RuleSetPlan& plan, Money base) {
+    pending_.clear();
+    const RoundingMode rounding = policy_.rounding;
+    auto add = [&](int32_t member, int32_t rule, Kind kind, int level, int64_t raw) {
+      pending_.push_back({member, rule, kind, static_cast<uint8_t>(level), raw, 0, 0, 0, 0});
+    };
+    // Levels (分销层级): walk up from the buyer's inviter, or the buyer
+    // itself under self_purchase.
+    MemberIndex cursor = policy_.self_purchase ? MemberIndex(buyer) : tree_.Parent(MemberIndex(buyer));
+    size_t level = 0;
+    while (level < plan.levels.size() && cursor.valid()) {
+      const int32_t m = cursor.value();
+      if (eligible_bit_ < 0 || Holds(m, eligible_bit_)) {
+        const LevelPlan& level_plan = plan.levels[level];
+        int32_t rule = level_plan.rule;
+        for (const auto& [bit, rank_rule] : level_plan.by_rank) {
+          if (Holds(m, bit)) {
+            rule = rank_rule;
+            break;
+          }
+        }
+        add(m, rule, Kind::kLevel, static_cast<int>(level + 1), rules_[rule]->Compute(base, rounding).amount.fen());
+        ++level;
+      } else if (!policy_.eligible_compress) {
+        ++level;  // 不压缩: the level stays unpaid
+      }
+      cursor = tree_.Parent(cursor);
+    }
+    // Team leader (队长奖) and peer (平级奖). The peer bonus goes to the
+    // leader visited right after the first paid one.
+    if (plan.leader != nullptr) {
+      const LeaderRule& leader = *plan.leader;
+      const bool differential = leader.scheme == LeaderRule::Scheme::kDifferential;
+      const bool want_peer = plan.peer_rule >= 0;
+      const int top = static_cast<int>(plan.rank_bits.size()) - 1;
+      int first_paid = -1;  // index in pending_ of the first paid leader
+      int highest = -1;     // highest rank index paid so far
+      int32_t peer = -1;
+      bool done_paying = false;
+      ForEachLeaderUp(buyer, leader, [&](int32_t m) {
+        if (first_paid >= 0 && want_peer && peer < 0) peer = m;
+        if (!done_paying) {
+          int32_t rule = plan.leader_rule;
+          if (differential) {
+            const int rank = RankIndex(m, plan);
+            rule = rank > highest ? plan.diff_rules[rank][highest + 1] : -1;
+            if (rule >= 0) highest = rank;
+            done_paying = highest == top;
+          } else {
+            done_paying = true;
+          }
+          if (rule >= 0) {
+            if (first_paid < 0) first_paid = static_cast<int>(pending_.size());
+            add(m, rule, Kind::kLeader, 0, rules_[rule]->Compute(base, rounding).amount.fen());
+          }
+        }
+        return !done_paying || (want_peer && first_paid >= 0 && peer < 0);
+      });
+      if (peer >= 0) {
+        const Int128 exact =
+            ExactProduct(Money::FromFen(pending_[first_paid].raw), rules_[plan.peer_rule]->rate);
+        add(peer, plan.peer_rule, Kind::kPeer, 0, RoundProduct(exact, rounding).fen());
+      }
+    }
+    // Rank bonus (感谢红包) to the level-1 beneficiary.
+    if (!pending_.empty() && pending_[0].kind == Kind::kLevel && pending_[0].level == 1) {
+      const int32_t beneficiary = pending_[0].member;
+      for (const auto& [bit, rule] : rank_bonus_) {
+        if (Holds(beneficiary, bit)) {
+          add(beneficiary, rule, Kind::kRankBonus, 0, rules_[rule]->Compute(base, rounding).amount.fen());
+          break;
+        }
+      }
+    }
+  }
+
+  void Hit(Pending& p, FlagKind kind, Action action) {
+    p.checks |= static_cast<uint8_t>(1u << static_cast<int>(kind));
+    p.action = static_cast<uint8_t>(Strongest(p.action == 0 ? std::nullopt
+                                                            : std::optional<Action>(static_cast<Action>(p.action)),
+                                              action));
+  }
+
+  // Applies the checks to pending_ and records their flags in new_flags_.
+  void ApplyChecks(int32_t buyer, int64_t at, int32_t order) {
+    const Checks& checks = policy_.checks;
+    bool split = false;
+    if (checks.split_orders) {
+      const int64_t since = at - checks.split_orders->window_minutes * kMicrosPerMinute;
+      int64_t count = 0;
+      for (int32_t o = last_order_[buyer]; o >= 0 && orders_[o].at >= since; o = orders_[o].prev_by_buyer) {
+        if (++count >= checks.split_orders->max_orders) break;
+      }
+      split = count >= checks.split_orders->max_orders;
+    }
+    for (Pending& p : pending_) {
+      if (checks.shared_identity && p.member != buyer &&
+          SharesIdentity(identity_[buyer], identity_[p.member])) {
+        Hit(p, FlagKind::kSharedIdentity, *checks.shared_identity);
+      }
+      if (split) Hit(p, FlagKind::kSplitOrders, checks.split_orders->action);
+      if (checks.refund_rate && level1_orders_[p.member] >= checks.refund_rate->min_orders &&
+          RefundShareExceeds(level1_refunded_[p.member], level1_orders_[p.member],
+                             checks.refund_rate->max_share)) {
+        Hit(p, FlagKind::kRefundRate, checks.refund_rate->action);
+      }
+      for (int k = 0; k < 8; ++k) {
+        if ((p.checks >> k) & 1) AddFlag(static_cast<FlagKind>(k), p.member, order);
+      }
+    }
+  }
+
+  // Records a flag of the current event once per (check, member, order).
+  void AddFlag(FlagKind kind, int32_t member, int32_t order) {
+    for (const FlagRecord& f : new_flags_) {
+      if (f.kind == kind && f.member == member && f.order == order) return;
+    }
+    new_flags_.push_back({kind, member, order});
+  }
+
+  int32_t MonthOf(int64_t at) {
+    if (at >= month_start_ && at < month_end_) return month_index_;
+    const absl::CivilMonth month(absl::ToCivilSecond(absl::FromUnixMicros(at), policy_.timezone));
+    month_start_ = Micros(absl::FromCivil(absl::CivilSecond(month), policy_.timezone));
+    month_end_ = Micros(absl::FromCivil(absl::CivilSecond(month + 1), policy_.timezone));
+    month_index_ = static_cast<int32_t>(month.year() * 12 + month.month() - 1);
+    return month_index_;
+  }
+
+  static uint64_t MonthKey(int32_t member, int32_t month) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(member)) << 32) | static_cast<uint32_t>(month);
+  }
+
+  // member_month and budget, shared by orders and invite rewards. `added`
+  // holds what this event already took per member (not yet committed).
+  void ApplyRunCaps(Pending& p, int64_t at, int32_t order, std::vector<std::pair<int32_t, int64_t>>& added,
+                    int64_t& budget_added) {
+    if (p.paid <= 0) return;
+    if (policy_.cap_member_month) {
+      int64_t used = 0;
+      if (auto it = month_used_.find(MonthKey(p.member, MonthOf(at))); it != month_used_.end()) used = it->second;
+      for (const auto& [member, amount] : added) {
+        if (member == p.member) used += amount;
+      }
+      const int64_t room = std::max<int64_t>(0, policy_.cap_member_month->fen() - used);
+      if (p.paid > room) {
+        p.paid = room;
+        p.cuts |= kCutMemberMonth;
+        AddFlag(FlagKind::kCapMember, p.member, order);
+      }
+    }
+    if (policy_.cap_budget) {
+      const int64_t room = std::max<int64_t>(0, policy_.cap_budget->fen() - budget_used_ - budget_added);
+      if (p.paid > room) {
+        p.paid = room;
+        p.cuts |= kCutBudget;
+        AddFlag(FlagKind::kBudgetExhausted, p.member, order);
+      }
+    }
+    added.emplace_back(p.member, p.paid);
+    budget_added += p.paid;
+  }
+
+  void CommitRunCaps(int32_t member, int64_t at, int64_t amount) {
+    if (amount == 0) return;
+    if (policy_.cap_member_month) month_used_[MonthKey(member, MonthOf(at))] += amount;
+    budget_used_ += amount;
+  }
+
+  void ReleaseRunCaps(int32_t member, int64_t at, int64_t amount) {
+    if (policy_.cap_member_month) month_used_[MonthKey(member, MonthOf(at))] -= amount;
+    budget_used_ -= amount;
+  }
+
+  // Fills each pending entry's `paid` from its raw amount, within the
+  // order_total cap of `base`, in priority order; denied entries take no room.
+  void FillOrderTotal(Money base) {
+    const std::optional<Rate>& cap = policy_.cap_order_total;
+    int64_t room = cap ? ApplyRate(base, *cap, RoundingMode::kDown).fen()
+                       : std::numeric_limits<int64_t>::max();
+    for (Pending& p : pending_) {
+      p.paid = p.action == static_cast<uint8_t>(Action::kDeny) ? 0 : p.raw;
+      if (p.paid > room) {
+        p.paid = room;
+        p.cuts |= kCutOrderTotal;
+      }
+      room -= p.paid;
+    }
+  }
+
+  absl::Status PlaceOrder(const Event& event, int64_t at) {
+    if (order_index_.contains(event.order)) {
+      return Error(absl::StatusCode::kAlreadyExists, "duplicate_order",
+                   absl::StrCat("order \"", event.order, "\" was already placed"));
+    }
+    REFPAY_ASSIGN_OR_RETURN(const int32_t buyer, FindMember(event.buyer, "buyer"));
+    if (!event.amount || !event.amount->is_positive()) {
+      return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
+                   absl::StrCat("order \"", event.order, "\" amount must be positive, got ",
+                                event.amount ? event.amount->ToString() : "nothing"));
+    }
+    const Money base = *event.amount;
+    int64_t new_spend = 0;
+    if (__builtin_add_overflow(own_spend_[buyer], base.fen(), &new_spend)) {
+      return Error(absl::StatusCode::kOutOfRange, "overflow", "the buyer's total spend overflows");
+    }
+    int16_t rule_set = 0;
+    if (event.category) {
+      if (auto it = category_plan_.find(*event.category); it != category_plan_.end()) rule_set = it->second;
+    }
+    const int32_t order = static_cast<int32_t>(orders_.size());
+    const RuleSetPlan& plan = plans_[rule_set];
+    new_flags_.clear();
+    ComputeEntries(buyer, plan, base);
+    ApplyChecks(buyer, at, order);
+    FillOrderTotal(base);
+    for (const Pending& p : pending_) {
+      if (p.cuts & kCutOrderTotal) AddFlag(FlagKind::kCapOrder, p.member, order);
+    }
+    month_added_.clear();
+    int64_t budget_added = 0;
+    for (Pending& p : pending_) ApplyRunCaps(p, at, order, month_added_, budget_added);
+
+    // Commit: nothing below can fail.
+    OrderRecord record;
+    record.at = at;
+    record.amount = base.fen();
+    record.buyer = buyer;
+    record.referrer = tree_.Parent(MemberIndex(buyer)).value();
+    record.first_entry = static_cast<int32_t>(entries_.size());
+    record.entry_count = static_cast<int16_t>(pending_.size());
+    record.rule_set = rule_set;
+    record.prev_by_buyer = last_order_[buyer];
+    const bool first_order = last_order_[buyer] < 0;
+    last_order_[buyer] = order;
+    if (!pending_.empty() && pending_[0].kind == Kind::kLevel && pending_[0].level == 1) {
+      record.level1 = pending_[0].member;
+      ++level1_orders_[record.level1];
+    }
+    if (record.referrer >= 0) {
+      record.prev_referred = last_referred_[record.referrer];
+      last_referred_[record.referrer] = order;
+    }
+    orders_.push_back(record);
+    order_ids_.push_back(event.order);
+    order_index_.emplace(event.order, order);
+    own_spend_[buyer] = new_spend;
+    for (const Pending& p : pending_) {
+      entries_.push_back({p.raw, p.paid, p.paid, order, p.member, p.rule, p.kind, p.level, p.action, p.cuts, p.checks});
+      CommitRunCaps(p.member, at, p.paid);
+    }
+    flags_.insert(flags_.end(), new_flags_.begin(), new_flags_.end());
+    if (record.referrer >= 0 && !policy_.promotions.empty()) CountLiveReferred(order, +1);
+    if (first_order && policy_.invite_rewards && policy_.invite_rewards->requires_purchase &&
+        record.referrer >= 0) {
+      CountInvite(buyer, record.referrer, at);
+    }
+    Promote(buyer, at);
+    if (record.referrer >= 0) Promote(record.referrer, at);
+    return absl::OkStatus();
+  }
+
+  // ---- Promotions (超级用户). -------------------------------------------
+
+  static uint64_t PairKey(int32_t a, int32_t b) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+  }
+
+  // Keeps the all-time counts of live (not fully refunded) referred orders
+  // and buyers; `delta` is +1 when an order is placed, -1 when it is fully
+  // refunded.
+  void CountLiveReferred(int32_t order, int delta) {
+    const OrderRecord& o = orders_[order];
+    live_referred_orders_[o.referrer] += delta;
+    int32_t& per_buyer = live_orders_by_pair_[PairKey(o.referrer, o.buyer)];
+    if ((delta > 0 && per_buyer == 0) || (delta < 0 && per_buyer == 1)) {
+      live_referred_buyers_[o.referrer] += delta;
+    }
+    per_buyer += delta;
+  }
+
+  bool MeetsPromotion(int32_t m, const Promotion& p, int64_t now) {
+    if (p.own_spend && own_spend_[m] < p.own_spend->fen()) return false;
+    if (!p.referred_orders && !p.referred_buyers) return true;
+    int64_t orders = live_referred_orders_[m];
+    int64_t buyers = live_referred_buyers_[m];
+    if (p.window_days) {
+      const int64_t since = now - *p.window_days * kMicrosPerDay;
+      scratch_buyers_.clear();
+      orders = 0;
+      for (int32_t o = last_referred_[m]; o >= 0 && orders_[o].at >= since; o = orders_[o].prev_referred) {
+        if (orders_[o].refunded == orders_[o].amount) continue;
+        ++orders;
+        scratch_buyers_.push_back(orders_[o].buyer);
+      }
+      std::sort(scratch_buyers_.begin(), scratch_buyers_.end());
+      buyers = std::unique(scratch_buyers_.begin(), scratch_buyers_.end()) - scratch_buyers_.begin();
+    }
+    return (!p.referred_orders || orders >= *p.referred_orders) &&
+           (!p.referred_buyers || buyers >= *p.referred_buyers);
+  }
+
+  void Promote(int32_t m, int64_t now) {
+    for (size_t i = 0; i < policy_.promotions.size(); ++i) {
+      const int bit = promotion_bits_[i];
+      if (bit < 0 || ((roles_[m] >> bit) & 1) != 0) continue;
+      if (!MeetsPromotion(m, policy_.promotions[i], now)) continue;
+      roles_[m] |= uint64_t{1} << bit;
+      tree_.SetLeader(MemberIndex(m), (roles_[m] & leader_mask_) != 0);
+    }
+  }
+
+  // ---- Invite rewards (裂变奖励) and velocity. ----------------------------
+
+  struct Arrival {
+    int64_t at;
+    int32_t prev;
+  };
+
+  // Records that `inviter` gained a direct invitee and runs the velocity
+  // check, which then covers the invite rewards from this moment on.
+  void Arrive(int32_t inviter, int64_t at) {
+    arrivals_.push_back({at, last_arrival_[inviter]});
+    last_arrival_[inviter] = static_cast<int32_t>(arrivals_.size() - 1);
+    const auto& velocity = policy_.checks.velocity;
+    if (!velocity || velocity_hit_[inviter]) return;
+    const int64_t since = at - velocity->window_hours * kMicrosPerHour;
+    int64_t count = 0;
+    for (int32_t a = last_arrival_[inviter]; a >= 0 && arrivals_[a].at >= since; a = arrivals_[a].prev) ++count;
+    if (count > velocity->max_invites) {
+      velocity_hit_[inviter] = 1;
+      flags_.push_back({FlagKind::kVelocity, inviter, -1});
+    }
+  }
+
+  void AddRunFlag(FlagKind kind, int32_t member) {
+    if (run_flags_seen_.insert(PairKey(static_cast<int32_t>(kind), member)).second) {
+      flags_.push_back({kind, member, -1});
+    }
+  }
+
+  void CountInvite(int32_t invitee, int32_t inviter, int64_t at) {
+    const InviteRewards& rewards = *policy_.invite_rewards;
+    const bool region_ok = !rewards.same_region ||
+                           (region_[invitee] != 0 && region_[invitee] == region_[inviter]);
+    const bool identity_ok = !(rewards.distinct_identity || policy_.checks.shared_identity) ||
+                             !SharesIdentity(identity_[invitee], identity_[inviter]);
+    if (!region_ok || !identity_ok) {
+      AddRunFlag(FlagKind::kInvalidInvite, invitee);
+      return;
+    }
+    const int32_t count = ++valid_invites_[inviter];
+    for (size_t i = 0; i < rewards.steps.size(); ++i) {
+      if (rewards.steps[i].at != count) continue;
+      Pending p{inviter, invite_step_rules_[i], Kind::kInviteReward, 0, rewards.steps[i].reward.fen(), 0, 0, 0, 0};
+      if (velocity_hit_[inviter]) Hit(p, FlagKind::kVelocity, policy_.checks.velocity->action);
+      p.paid = p.action == static_cast<uint8_t>(Action::kDeny) ? 0 : p.raw;
+      new_flags_.clear();
+      if (p.paid > 0 && rewards.max_rewards && rewards_paid_ >= *rewards.max_rewards) {
+        p.paid = 0;
+        p.cuts |= kCutMaxRewards;
+        AddFlag(FlagKind::kBudgetExhausted, inviter, -1);
+      }
+      month_added_.clear();
+      int64_t budget_added = 0;
+      ApplyRunCaps(p, at, -1, month_added_, budget_added);
+      for (const FlagRecord& f : new_flags_) AddRunFlag(f.kind, f.member);
+      if (p.paid > 0) ++rewards_paid_;
+      const int32_t index = static_cast<int32_t>(entries_.size());
+      entries_.push_back({p.raw, p.paid, p.paid, -1, inviter, p.rule, p.kind, 0, p.action, p.cuts, p.checks});
+      reward_time_.emplace(index, at);
+      CommitRunCaps(inviter, at, p.paid);
+    }
+  }
+
+  // ---- Settlement: confirm and refund. -----------------------------------
+
+  absl::Status Confirm(const Event& event, int64_t at) {
+    REFPAY_ASSIGN_OR_RETURN(const int32_t order, FindOrder(event.order));
+    if (orders_[order].confirmed_at == kNever) orders_[order].confirmed_at = at;
+    return absl::OkStatus();
+  }
+
+  bool AvailableAt(const Entry& e, int64_t now) const {
+    if (e.action == static_cast<uint8_t>(Action::kHold)) return false;
+    if (e.order < 0) return true;
+    const int64_t confirmed = orders_[e.order].confirmed_at;
+    return confirmed != kNever && confirmed <= now && now - confirmed >= hold_micros_;
+  }
+
+  EntryStatus StatusOf(const Entry& e, int64_t now) const {
+    if (e.action == static_cast<uint8_t>(Action::kHold)) return EntryStatus::kHeld;
+    if (AvailableAt(e, now)) return EntryStatus::kAvailable;
+    if (e.order < 0) return EntryStatus::kAvailable;
+    const int64_t confirmed = orders_[e.order].confirmed_at;
+    return confirmed != kNever && confirmed <= now ? EntryStatus::kFrozen : EntryStatus::kPending;
+  }
+
+  int64_t Clawed(int32_t entry) const {
+    auto it = clawed_.find(entry);
+    return it == clawed_.end() ? 0 : it->second;
+  }
+
+  // Recomputes an order's entries on `base` with the rules and roles of
+  // order time: raw amounts, denials kept, order_total re-filled.
+  void Recompute(const OrderRecord& o, Money base) {
+    pending_.clear();
+    for (int32_t i = o.first_entry; i < o.first_entry + o.entry_count; ++i) {
+      const Entry& e = entries_[i];
+      int64_t raw = 0;
+      if (e.kind == Kind::kPeer) {
+        // Peer pays a rate of the first leader entry's recomputed amount.
+        int64_t leader_raw = 0;
+        for (const Pending& p : pending_) {
+          if (p.kind == Kind::kLeader) {
+            leader_raw = p.raw;
+            break;
+          }
+        }
+        raw = RoundProduct(ExactProduct(Money::FromFen(leader_raw), rules_[e.rule]->rate), policy_.rounding).fen();
+      } else {
+        raw = rules_[e.rule]->Compute(base, policy_.rounding).amount.fen();
+      }
+      pending_.push_back({e.member, e.rule, e.kind, e.level, raw, 0, e.action, 0, 0});
+    }
+    FillOrderTotal(base);
+  }
+
+  absl::Status Refund(const Event& event, int64_t at) {
+    REFPAY_ASSIGN_OR_RETURN(const int32_t order, FindOrder(event.order));
+    OrderRecord& o = orders_[order];
+    const int64_t left = o.amount - o.refunded;
+    const int64_t amount = event.amount ? event.amount->fen() : left;
+    if (event.amount && !event.amount->is_positive()) {
+      return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
+                   absl::StrCat("refund amount must be positive, got ", event.amount->ToString()));
+    }
+    if (left == 0 || amount > left) {
+      return Error(absl::StatusCode::kFailedPrecondition, "over_refund",
+                   absl::StrCat("order \"", event.order, "\" has ", Money::FromFen(left).ToString(),
+                                " left to refund; cannot refund ", Money::FromFen(amount).ToString()));
+    }
+    const bool first_refund = o.refunded == 0;
+    o.refunded += amount;
+    own_spend_[o.buyer] -= amount;
+    refunds_[order].push_back({at, amount});
+    if (first_refund && o.level1 >= 0) ++level1_refunded_[o.level1];
+    if (o.refunded == o.amount && o.referrer >= 0 && !policy_.promotions.empty()) {
+      CountLiveReferred(order, -1);
+    }
+    Recompute(o, Money::FromFen(o.amount - o.refunded));
+    for (int32_t k = 0; k < o.entry_count; ++k) {
+      const int32_t index = o.first_entry + k;
+      Entry& e = entries_[index];
+      const int64_t net = e.amount - Clawed(index);
+      const int64_t target = std::min(net, pending_[k].paid);
+      if (target >= net) continue;
+      const int64_t freed = net - target;
+      if (AvailableAt(e, at)) {
+        clawed_[index] += freed;
+        clawbacks_.push_back({index, freed, at});
+      } else {
+        e.amount -= freed;
+      }
+      ReleaseRunCaps(e.member, o.at, freed);
+    }
+    return absl::OkStatus();
+  }
+
+  // ---- Explanations. ------------------------------------------------------
+
+  int64_t EntryTime(int32_t index) const {
+    const Entry& e = entries_[index];
+    return e.order >= 0 ? orders_[e.order].at : reward_time_.at(index);
+  }
+
+  std::string ExplainEntry(int32_t index) const {
+    const Entry& e = entries_[index];
+    const AmountRule& rule = *rules_[e.rule];
+    std::string text = absl::StrCat(KindName(e.kind, e.level), " to ", member_ids_[e.member], ": ");
+    if (e.kind == Kind::kPeer) {
+      int64_t leader_raw = 0;
+      const OrderRecord& o = orders_[e.order];
+      for (int32_t i = o.first_entry; i < o.first_entry + o.entry_count; ++i) {
+        if (entries_[i].kind == Kind::kLeader) {
+          leader_raw = entries_[i].raw;
+          break;
+        }
+      }
+      const Int128 exact = ExactProduct(Money::FromFen(leader_raw), rule.rate);
+      absl::StrAppend(&text, rule.path, " ", rule.rate.ToString(), " × leader bonus ",
+                      Money::FromFen(leader_raw).ToString(), " = ", FormatExact(exact), " → ",
+                      Money::FromFen(e.raw).ToString(), " ", RoundingModeName(policy_.rounding));
+    } else {
+      const Money base = e.order >= 0 ? Money::FromFen(orders_[e.order].amount) : Money();
+      absl::StrAppend(&text, rule.Explain(base, policy_.rounding));
+    }
+    if (e.checks != 0) {
+      std::vector<const char*> names;
+      for (int k = 0; k < 8; ++k) {
+        if ((e.checks >> k) & 1) names.push_back(FlagKindName(static_cast<FlagKind>(k)));
+      }
+      absl::StrAppend(&text, "; ", ActionName(static_cast<Action>(e.action)), " by ",
+                      absl::StrJoin(names, ", "));
+    }
+    if (e.cuts != 0) {
+      std::vector<std::string> caps;
+      if (e.cuts & kCutOrderTotal) {
+        caps.push_back(absl::StrCat("caps.order_total ", policy_.cap_order_total->ToString()));
+      }
+      if (e.cuts & kCutMemberMonth) {
+        caps.push_back(absl::StrCat("caps.member_month ", policy_.cap_member_month->ToString()));
+      }
+      if (e.cuts & kCutBudget) caps.push_back(absl::StrCat("caps.budget ", policy_.cap_budget->ToString()));
+      if (e.cuts & kCutMaxRewards) caps.push_back("invite_rewards.max_rewards");
+      absl::StrAppend(&text, "; cut to ", Money::FromFen(e.paid).ToString(), " by ", absl::StrJoin(caps, ", "));
+    }
+    if (e.order >= 0) {
+      if (auto it = refunds_.find(e.order); it != refunds_.end()) {
+        int64_t refunded = 0;
+        for (const auto& [at, amount] : it->second) refunded += amount;
+        absl::StrAppend(&text, "; after refunds of ", Money::FromFen(refunded).ToString(), " (base ",
+                        Money::FromFen(orders_[e.order].amount - refunded).ToString(), ") ",
+                        rule.kind == AmountRule::Kind::kFixed || e.kind == Kind::kPeer
+                            ? std::string("recomputed")
+                            : rule.Explain(Money::FromFen(orders_[e.order].amount - refunded),
+                                           policy_.rounding),
+                        ": entry ", Money::FromFen(e.amount).ToString());
+        if (const int64_t clawed = Clawed(index); clawed != 0) {
+          absl::StrAppend(&text, ", clawed back ", Money::FromFen(clawed).ToString());
+        }
+      }
+    }
+    return text;
+  }
+
+  Policy policy_;
+
+  // Compiled policy.
+  std::vector<const AmountRule*> rules_;
+  std::deque<AmountRule> synthetic_;  // deque: addresses stay valid
+  std::vector<RuleSetPlan> plans_;
+  absl::flat_hash_map<std::string, int16_t> category_plan_;
+  std::vector<std::pair<int, int32_t>> rank_bonus_;
+  std::vector<int32_t> invite_step_rules_;
+  std::vector<int> promotion_bits_;
+  absl::flat_hash_map<std::string, int> role_bits_;
+  std::vector<std::string> role_names_;
+  uint64_t leader_mask_ = 0;
+  int eligible_bit_ = -1;
+  int64_t hold_micros_ = 0;
+
+  // Members, in dense columns.
+  MemberTree tree_;
+  std::vector<std::string> member_ids_;
+  absl::flat_hash_map<std::string, int32_t> member_index_;
+  std::vector<uint64_t> roles_;
+  std::vector<int8_t> explicit_rank_;
+  std::vector<int64_t> bound_at_;
+  std::vector<int32_t> region_;
+  std::vector<IdentityKey> identity_;
+  std::array<absl::flat_hash_map<std::string, int32_t>, 4> identity_values_;
+  std::vector<int32_t> last_order_;
+  std::vector<int32_t> last_referred_;
+  std::vector<int64_t> own_spend_;
+  std::vector<int32_t> level1_orders_;
+  std::vector<int32_t> level1_refunded_;
+  std::vector<int32_t> valid_invites_;
+  std::vector<uint8_t> velocity_hit_;
+  std::vector<int32_t> last_arrival_;
+  std::vector<Arrival> arrivals_;
+  std::vector<int32_t> live_referred_orders_;
+  std::vector<int32_t> live_referred_buyers_;
+  absl::flat_hash_map<uint64_t, int32_t> live_orders_by_pair_;
+
+  // Orders and the ledger.
+  std::vector<OrderRecord> orders_;
+  std::vector<std::string> order_ids_;
+  absl::flat_hash_map<std::string, int32_t> order_index_;
+  std::vector<Entry> entries_;
+  std::vector<Clawback> clawbacks_;
+  absl::flat_hash_map<int32_t, int64_t> clawed_;
+  absl::flat_hash_map<int32_t, int64_t> reward_time_;
+  absl::flat_hash_map<int32_t, std::vector<std::pair<int64_t, int64_t>>> refunds_;
+  std::vector<FlagRecord> flags_;
+  absl::flat_hash_set<uint64_t> run_flags_seen_;
+
+  // Caps.
+  absl::flat_hash_map<uint64_t, int64_t> month_used_;
+  int64_t budget_used_ = 0;
+  int64_t rewards_paid_ = 0;
+  int64_t month_start_ = 0, month_end_ = 0;
+  int32_t month_index_ = 0;
+
+  // Run state.
+  absl::flat_hash_map<std::string, std::string> event_ids_;
+  int64_t last_at_ = kNever;
+
+  // Scratch, kept between events so the hot path does not allocate.
+  std::vector<Pending> pending_;
+  std::vector<FlagRecord> new_flags_;
+  std::vector<std::pair<int32_t, int64_t>> month_added_;
+  std::vector<int32_t> scratch_buyers_;
+};
+
+Engine::Engine(Policy policy) : impl_(std::make_unique<Impl>(std::move(policy))) {}
+Engine::~Engine() = default;
+Engine::Engine(Engine&&) noexcept = default;
+Engine& Engine::operator=(Engine&&) noexcept = default;
+
+absl::Status Engine::Apply(const Event& event) { return impl_->Apply(event); }
+absl::Status Engine::ApplyJson(std::string_view json) { return impl_->ApplyJson(json); }
+absl::StatusOr<std::vector<LedgerRow>> Engine::Ledger(absl::Time as_of) const { return impl_->Ledger(as_of); }
+absl::StatusOr<std::vector<NetRow>> Engine::NetLedger(absl::Time as_of) const {
+  return impl_->NetLedger(as_of);
+}
+absl::StatusOr<std::vector<BalanceRow>> Engine::Balances(absl::Time as_of) const {
+  return impl_->Balances(as_of);
+}
+std::vector<Flag> Engine::Flags() const { return impl_->Flags(); }
+absl::StatusOr<std::vector<std::string>> Engine::Explain(std::string_view order_id) const {
+  return impl_->Explain(order_id);
+}
+std::optional<absl::Time> Engine::last_event_time() const { return impl_->last_event_time(); }
+const Policy& Engine::policy() const { return impl_->policy(); }
+int32_t Engine::member_count() const { return impl_->member_count(); }
+int32_t Engine::order_count() const { return impl_->order_count(); }
+
+}  // namespace refpay
