@@ -263,6 +263,68 @@ class Engine::Impl {
     return rows;
   }
 
+  absl::StatusOr<MemberTotals> Totals(absl::Time as_of) const {
+    REFPAY_RETURN_IF_ERROR(CheckAsOf(as_of));
+    const int64_t now = Micros(as_of);
+    MemberTotals totals;
+    std::array<std::vector<int64_t>*, 4> columns = {&totals.pending, &totals.frozen,
+                                                    &totals.available, &totals.held};
+    for (auto* column : columns) column->assign(member_ids_.size(), 0);
+    auto add = [&](int32_t member, EntryStatus status, int64_t amount) -> absl::Status {
+      int64_t& slot = (*columns[static_cast<int>(status)])[member];
+      if (__builtin_add_overflow(slot, amount, &slot)) {
+        return Error(absl::StatusCode::kOutOfRange, "overflow", "a member total overflows");
+      }
+      return absl::OkStatus();
+    };
+    for (const Entry& e : entries_) REFPAY_RETURN_IF_ERROR(add(e.member, StatusOf(e, now), e.amount));
+    for (const Clawback& c : clawbacks_) {
+      REFPAY_RETURN_IF_ERROR(add(entries_[c.entry].member, EntryStatus::kAvailable, -c.amount));
+    }
+    return totals;
+  }
+
+  absl::StatusOr<LedgerColumns> LedgerTable(absl::Time as_of) const {
+    REFPAY_RETURN_IF_ERROR(CheckAsOf(as_of));
+    const int64_t now = Micros(as_of);
+    LedgerColumns table;
+    const size_t rows = entries_.size() + clawbacks_.size();
+    table.order.reserve(rows);
+    table.member.reserve(rows);
+    table.kind.reserve(rows);
+    table.amount.reserve(rows);
+    table.rule_amount.reserve(rows);
+    table.status.reserve(rows);
+    table.action.reserve(rows);
+    table.clawback.reserve(rows);
+    // Kind codes: level n → n - 1 would leave gaps; number kinds as met.
+    absl::flat_hash_map<int, uint8_t> kind_codes;
+    auto kind_code = [&](const Entry& e) {
+      auto [it, inserted] = kind_codes.try_emplace(KindRank(e.kind, e.level), 0);
+      if (inserted) {
+        it->second = static_cast<uint8_t>(table.kind_names.size());
+        table.kind_names.push_back(KindName(e.kind, e.level));
+      }
+      return it->second;
+    };
+    auto push = [&](const Entry& e, int64_t amount, EntryStatus status, bool clawback) {
+      table.order.push_back(e.order);
+      table.member.push_back(e.member);
+      table.kind.push_back(kind_code(e));
+      table.amount.push_back(amount);
+      table.rule_amount.push_back(clawback ? 0 : e.raw);
+      table.status.push_back(static_cast<uint8_t>(status));
+      table.action.push_back(e.action);
+      table.clawback.push_back(clawback ? 1 : 0);
+    };
+    for (const Entry& e : entries_) push(e, e.amount, StatusOf(e, now), false);
+    for (const Clawback& c : clawbacks_) push(entries_[c.entry], -c.amount, EntryStatus::kAvailable, true);
+    return table;
+  }
+
+  const std::vector<std::string>& member_ids() const { return member_ids_; }
+  const std::vector<std::string>& order_ids() const { return order_ids_; }
+
   std::vector<Flag> Flags() const {
     std::vector<Flag> out;
     out.reserve(flags_.size());
@@ -1300,6 +1362,12 @@ absl::StatusOr<std::vector<BalanceRow>> Engine::Balances(absl::Time as_of) const
   return impl_->Balances(as_of);
 }
 std::vector<Flag> Engine::Flags() const { return impl_->Flags(); }
+absl::StatusOr<MemberTotals> Engine::Totals(absl::Time as_of) const { return impl_->Totals(as_of); }
+absl::StatusOr<LedgerColumns> Engine::LedgerTable(absl::Time as_of) const {
+  return impl_->LedgerTable(as_of);
+}
+const std::vector<std::string>& Engine::member_ids() const { return impl_->member_ids(); }
+const std::vector<std::string>& Engine::order_ids() const { return impl_->order_ids(); }
 absl::StatusOr<std::vector<std::string>> Engine::Explain(std::string_view order_id) const {
   return impl_->Explain(order_id);
 }

@@ -35,6 +35,29 @@
 
 namespace refpay {
 
+// refpay::MemberTotals holds dense per-member sums in fen at an `as_of`
+// time, indexed like Engine::member_ids() (join order).
+struct MemberTotals {
+  std::vector<int64_t> pending, frozen, available, held;
+};
+
+// refpay::LedgerColumns is the whole ledger as parallel columns, one row
+// per entry or clawback, for DataFrames and analysis without strings per
+// row. Indices refer to Engine::member_ids() and Engine::order_ids();
+// `kind` is "level1"… as in LedgerRow, stored once per distinct value in
+// `kind_names`.
+struct LedgerColumns {
+  std::vector<int32_t> order;   // -1 for invite rewards
+  std::vector<int32_t> member;
+  std::vector<uint8_t> kind;    // index into kind_names
+  std::vector<int64_t> amount;  // fen; negative for a clawback
+  std::vector<int64_t> rule_amount;  // fen the rule gave before checks and caps
+  std::vector<uint8_t> status;  // EntryStatus
+  std::vector<uint8_t> action;  // 0 none, else Action
+  std::vector<uint8_t> clawback;  // 1 for a clawback row
+  std::vector<std::string> kind_names;
+};
+
 class Engine {
  public:
   // refpay::Engine::Engine() starts an empty run under `policy`.
@@ -69,6 +92,19 @@ class Engine {
   // refpay::Engine::Balances() sums each member's entries per status;
   // members sorted by id, statuses in SPEC order, zero sums left out.
   absl::StatusOr<std::vector<BalanceRow>> Balances(absl::Time as_of) const;
+
+  // refpay::Engine::Totals() sums every member's entries per status, as
+  // dense columns (the fast path for simulations).
+  absl::StatusOr<MemberTotals> Totals(absl::Time as_of) const;
+
+  // refpay::Engine::LedgerTable() is Ledger() as columns, without
+  // explanations.
+  absl::StatusOr<LedgerColumns> LedgerTable(absl::Time as_of) const;
+
+  // refpay::Engine::member_ids() / order_ids() are the ids in join and
+  // placement order: the meaning of the dense indices above.
+  const std::vector<std::string>& member_ids() const;
+  const std::vector<std::string>& order_ids() const;
 
   // refpay::Engine::Flags() lists check hits and cap cuts in the order they
   // happened.

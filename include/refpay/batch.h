@@ -1,0 +1,85 @@
+// refpay/batch.h — settle whole tables at once (the analyst's path).
+//
+// Instead of one event at a time, a batch gives members and orders as
+// columns: numbers in flat arrays (amounts in fen, times in Unix
+// microseconds, members referred to by row), strings only where they are
+// strings. Rows are merged into one time-ordered event stream (members
+// before orders at the same instant, confirms and refunds at their own
+// times) and run through the same Engine, so a batch and the equivalent
+// events give the same ledger.
+//
+//   refpay::BatchMembers members;
+//   members.ids = {"A", "B"};
+//   members.inviter = {-1, 0};
+//   members.joined_at = {t0, t0};
+//   refpay::BatchOrders orders;
+//   orders.ids = {"o1"}; orders.buyer = {1}; orders.amount = {10000};
+//   orders.at = {t1};
+//   absl::StatusOr<refpay::BatchResult> result =
+//       refpay::SettleBatch(*std::move(policy), members, orders);
+//   result->engine.MemberTotals(as_of);   // dense per-member sums
+#ifndef REFPAY_BATCH_H_
+#define REFPAY_BATCH_H_
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "refpay/engine.h"
+#include "refpay/policy.h"
+
+namespace refpay {
+
+// refpay::kNoTime marks an absent time in a batch column.
+inline constexpr int64_t kNoTime = std::numeric_limits<int64_t>::min();
+
+// refpay::BatchMembers is the member table. Optional string columns may be
+// left empty (then every member has ""); otherwise they have one value per
+// row.
+struct BatchMembers {
+  std::vector<std::string> ids;
+  std::vector<int32_t> inviter;    // row of the inviter, -1 for none
+  std::vector<int64_t> joined_at;  // Unix microseconds
+  std::vector<std::string> role;   // optional; "" = none
+  std::vector<std::string> rank;   // optional, with role
+  std::vector<std::string> region, device, phone, payment;  // optional
+};
+
+// refpay::BatchOrders is the order table; each row may carry its
+// confirmation and one refund.
+struct BatchOrders {
+  std::vector<std::string> ids;
+  std::vector<int32_t> buyer;        // row in BatchMembers
+  std::vector<int64_t> amount;       // fen
+  std::vector<int64_t> at;           // Unix microseconds
+  std::vector<std::string> category;       // optional
+  std::vector<int64_t> confirmed_at;       // optional; kNoTime = not confirmed
+  std::vector<int64_t> refund_amount;      // optional fen; 0 = no refund
+  std::vector<int64_t> refunded_at;        // with refund_amount
+};
+
+// refpay::BatchError is a rejected row: which table, which row, why.
+struct BatchError {
+  std::string table;  // "members" or "orders"
+  int64_t row = 0;    // 0-based
+  std::string code;
+  std::string message;
+};
+
+// refpay::BatchResult is the settled engine and the rows it rejected.
+struct BatchResult {
+  Engine engine;
+  std::vector<BatchError> errors;
+};
+
+// refpay::SettleBatch() validates column lengths (InvalidArgument naming the
+// column), then applies every row. Rejected rows are reported, never
+// half-applied.
+absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& members,
+                                        const BatchOrders& orders);
+
+}  // namespace refpay
+
+#endif  // REFPAY_BATCH_H_
