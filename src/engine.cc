@@ -1146,13 +1146,16 @@ class Engine::Impl {
   }
 
   // Recomputes an order's entries on `base` with the rules and roles of
-  // order time: raw amounts, denials kept, order_total re-filled.
+  // order time: raw amounts, denials kept, order_total re-filled. A fully
+  // refunded order pays nothing, fixed amounts included.
   void Recompute(const OrderRecord& o, Money base) {
     pending_.clear();
     for (int32_t i = o.first_entry; i < o.first_entry + o.entry_count; ++i) {
       const Entry& e = entries_[i];
       int64_t raw = 0;
-      if (e.kind == Kind::kPeer) {
+      if (base.is_zero()) {
+        raw = 0;
+      } else if (e.kind == Kind::kPeer) {
         // Peer pays a rate of the first leader entry's recomputed amount.
         int64_t leader_raw = 0;
         for (const Pending& p : pending_) {

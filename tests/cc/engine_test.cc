@@ -228,3 +228,21 @@ TEST(EngineDeterminismTest, SameEventsSameOutput) {
 
 }  // namespace
 }  // namespace refpay
+
+namespace refpay {
+namespace {
+
+TEST(EngineRefundTest, FullRefundZeroesFixedAmountsToo) {
+  Engine engine = MakeEngine(R"({"levels": [{"fixed": "50.00"}]})");
+  for (const std::string& e : {Join("A", nullptr), Join("B", "A"), Order("o1", "B", "100", "2026-03-02T10:00:00+08:00"),
+                               std::string(R"({"type":"refund","order":"o1","amount":"60","at":"2026-03-02T11:00:00+08:00"})")}) {
+    ASSERT_THAT(engine.ApplyJson(e), IsOk());
+  }
+  // A partial refund never changes a fixed amount; the full refund zeroes it.
+  EXPECT_EQ(engine.NetLedger(At("2026-03-03T00:00:00+08:00"))->at(0).amount.ToString(), "50.00");
+  ASSERT_THAT(engine.ApplyJson(R"({"type":"refund","order":"o1","at":"2026-03-02T12:00:00+08:00"})"), IsOk());
+  EXPECT_TRUE(engine.NetLedger(At("2026-03-03T00:00:00+08:00"))->empty());
+}
+
+}  // namespace
+}  // namespace refpay
