@@ -17,6 +17,7 @@
 #include "absl/time/civil_time.h"
 #include "absl_compat.h"
 #include "event_json.h"
+#include "id_index.h"
 #include "json_util.h"
 #include "refpay/checks.h"
 #include "refpay/status.h"
@@ -242,7 +243,7 @@ class Engine::Impl {
     std::vector<std::array<int64_t, 4>> sums(member_ids_.size(), {0, 0, 0, 0});
     std::vector<int32_t> touched;
     for (const NetRow& row : net) {
-      const int32_t m = member_index_.at(row.member);
+      const int32_t m = *member_ids_.Find(row.member);
       if (sums[m] == std::array<int64_t, 4>{0, 0, 0, 0}) touched.push_back(m);
       int64_t& slot = sums[m][static_cast<int>(row.status)];
       if (__builtin_add_overflow(slot, row.amount.fen(), &slot)) {
@@ -322,8 +323,8 @@ class Engine::Impl {
     return table;
   }
 
-  const std::vector<std::string>& member_ids() const { return member_ids_; }
-  const std::vector<std::string>& order_ids() const { return order_ids_; }
+  const std::vector<std::string>& member_ids() const { return member_ids_.ids(); }
+  const std::vector<std::string>& order_ids() const { return order_ids_.ids(); }
 
   std::vector<Flag> Flags() const {
     std::vector<Flag> out;
@@ -337,12 +338,12 @@ class Engine::Impl {
   }
 
   absl::StatusOr<std::vector<std::string>> Explain(std::string_view order_id) const {
-    auto it = order_index_.find(internal::AsAbsl(order_id));
-    if (it == order_index_.end()) {
+    const std::optional<int32_t> order = order_ids_.Find(order_id);
+    if (!order) {
       return Error(absl::StatusCode::kNotFound, "unknown_order",
                    absl::StrCat("no order \"", std::string(order_id), "\""));
     }
-    const OrderRecord& o = orders_[it->second];
+    const OrderRecord& o = orders_[*order];
     std::vector<std::string> lines;
     for (int32_t i = o.first_entry; i < o.first_entry + o.entry_count; ++i) {
       lines.push_back(ExplainEntry(i));
@@ -463,7 +464,26 @@ class Engine::Impl {
       }
     }
     hold_micros_ = policy_.hold_days * kMicrosPerDay;
+    uses_.binding_time = policy_.binding == Policy::BindingMode::kProtected;
+    uses_.buyer_orders = policy_.checks.split_orders.has_value() ||
+                         (policy_.invite_rewards && policy_.invite_rewards->requires_purchase);
+    uses_.referred_orders = !policy_.promotions.empty();
+    for (const Promotion& p : policy_.promotions) uses_.own_spend |= p.own_spend.has_value();
+    uses_.level1_stats = policy_.checks.refund_rate.has_value();
+    uses_.invites = policy_.invite_rewards.has_value();
+    uses_.arrivals = policy_.checks.velocity.has_value();
   }
+
+  // Which optional per-member columns the policy reads.
+  struct Uses {
+    bool binding_time = false;     // bound_at_: protected binding
+    bool buyer_orders = false;     // last_order_: split_orders, requires_purchase
+    bool referred_orders = false;  // last_referred_, live counts: promotions
+    bool own_spend = false;        // own_spend_: own_spend promotions
+    bool level1_stats = false;     // level1_orders_/_refunded_: refund_rate
+    bool invites = false;          // valid_invites_: invite rewards
+    bool arrivals = false;         // velocity_hit_, last_arrival_: velocity
+  };
 
   // ---- State. -------------------------------------------------------------
 
@@ -582,21 +602,21 @@ class Engine::Impl {
   }
 
   absl::StatusOr<int32_t> FindMember(const std::string& id, std::string_view field) const {
-    auto it = member_index_.find(id);
-    if (it == member_index_.end()) {
+    const std::optional<int32_t> m = member_ids_.Find(id);
+    if (!m) {
       return Error(absl::StatusCode::kNotFound, "unknown_member",
                    absl::StrCat(std::string(field), " \"", id, "\" has not joined"));
     }
-    return it->second;
+    return *m;
   }
 
   absl::StatusOr<int32_t> FindOrder(const std::string& id) const {
-    auto it = order_index_.find(id);
-    if (it == order_index_.end()) {
+    const std::optional<int32_t> order = order_ids_.Find(id);
+    if (!order) {
       return Error(absl::StatusCode::kNotFound, "unknown_order",
                    absl::StrCat("order \"", id, "\" was never placed"));
     }
-    return it->second;
+    return *order;
   }
 
   int32_t Intern(absl::flat_hash_map<std::string, int32_t>& table, const std::string& value) {
@@ -605,7 +625,7 @@ class Engine::Impl {
   }
 
   absl::Status Join(const Event& event, int64_t at) {
-    if (member_index_.contains(event.member)) {
+    if (member_ids_.Contains(event.member)) {
       return Error(absl::StatusCode::kAlreadyExists, "duplicate_member",
                    absl::StrCat("member \"", event.member, "\" has already joined"));
     }
@@ -614,26 +634,30 @@ class Engine::Impl {
       REFPAY_ASSIGN_OR_RETURN(inviter, FindMember(*event.inviter, "inviter"));
     }
     const int32_t m = tree_.Add(MemberIndex(inviter)).value();
-    member_index_.emplace(event.member, m);
-    member_ids_.push_back(event.member);
+    member_ids_.Add(event.member);
     roles_.push_back(0);
     explicit_rank_.push_back(-1);
-    bound_at_.push_back(at);
     region_.push_back(Intern(identity_values_[0], event.identity.region));
     identity_.push_back({Intern(identity_values_[1], event.identity.device),
                          Intern(identity_values_[2], event.identity.phone),
                          Intern(identity_values_[3], event.identity.payment)});
-    last_order_.push_back(-1);
-    last_referred_.push_back(-1);
-    own_spend_.push_back(0);
-    level1_orders_.push_back(0);
-    level1_refunded_.push_back(0);
-    valid_invites_.push_back(0);
-    velocity_hit_.push_back(0);
-    last_arrival_.push_back(-1);
-    if (!policy_.promotions.empty()) {
+    // Columns only some policies read are kept only for those policies.
+    if (uses_.binding_time) bound_at_.push_back(at);
+    if (uses_.buyer_orders) last_order_.push_back(-1);
+    if (uses_.referred_orders) {
+      last_referred_.push_back(-1);
       live_referred_orders_.push_back(0);
       live_referred_buyers_.push_back(0);
+    }
+    if (uses_.own_spend) own_spend_.push_back(0);
+    if (uses_.level1_stats) {
+      level1_orders_.push_back(0);
+      level1_refunded_.push_back(0);
+    }
+    if (uses_.invites) valid_invites_.push_back(0);
+    if (uses_.arrivals) {
+      velocity_hit_.push_back(0);
+      last_arrival_.push_back(-1);
     }
     if (inviter >= 0) {
       Arrive(inviter, at);
@@ -672,7 +696,7 @@ class Engine::Impl {
                                 inviter == m ? "the member itself" : "its descendant"));
     }
     tree_.Move(MemberIndex(m), MemberIndex(inviter));
-    bound_at_[m] = at;
+    if (uses_.binding_time) bound_at_[m] = at;
     Arrive(inviter, at);
     return absl::OkStatus();
   }
@@ -933,7 +957,7 @@ class Engine::Impl {
   }
 
   absl::Status PlaceOrder(const Event& event, int64_t at) {
-    if (order_index_.contains(event.order)) {
+    if (order_ids_.Contains(event.order)) {
       return Error(absl::StatusCode::kAlreadyExists, "duplicate_order",
                    absl::StrCat("order \"", event.order, "\" was already placed"));
     }
@@ -945,7 +969,7 @@ class Engine::Impl {
     }
     const Money base = *event.amount;
     int64_t new_spend = 0;
-    if (__builtin_add_overflow(own_spend_[buyer], base.fen(), &new_spend)) {
+    if (uses_.own_spend && __builtin_add_overflow(own_spend_[buyer], base.fen(), &new_spend)) {
       return Error(absl::StatusCode::kOutOfRange, "overflow", "the buyer's total spend overflows");
     }
     int16_t rule_set = 0;
@@ -974,27 +998,29 @@ class Engine::Impl {
     record.first_entry = static_cast<int32_t>(entries_.size());
     record.entry_count = static_cast<int16_t>(pending_.size());
     record.rule_set = rule_set;
-    record.prev_by_buyer = last_order_[buyer];
-    const bool first_order = last_order_[buyer] < 0;
-    last_order_[buyer] = order;
+    bool first_order = false;
+    if (uses_.buyer_orders) {
+      record.prev_by_buyer = last_order_[buyer];
+      first_order = last_order_[buyer] < 0;
+      last_order_[buyer] = order;
+    }
     if (!pending_.empty() && pending_[0].kind == Kind::kLevel && pending_[0].level == 1) {
       record.level1 = pending_[0].member;
-      ++level1_orders_[record.level1];
+      if (uses_.level1_stats) ++level1_orders_[record.level1];
     }
-    if (record.referrer >= 0) {
+    if (uses_.referred_orders && record.referrer >= 0) {
       record.prev_referred = last_referred_[record.referrer];
       last_referred_[record.referrer] = order;
     }
     orders_.push_back(record);
-    order_ids_.push_back(event.order);
-    order_index_.emplace(event.order, order);
-    own_spend_[buyer] = new_spend;
+    order_ids_.Add(event.order);
+    if (uses_.own_spend) own_spend_[buyer] = new_spend;
     for (const Pending& p : pending_) {
       entries_.push_back({p.raw, p.paid, p.paid, order, p.member, p.rule, p.kind, p.level, p.action, p.cuts, p.checks});
       CommitRunCaps(p.member, at, p.paid);
     }
     flags_.insert(flags_.end(), new_flags_.begin(), new_flags_.end());
-    if (record.referrer >= 0 && !policy_.promotions.empty()) CountLiveReferred(order, +1);
+    if (uses_.referred_orders && record.referrer >= 0) CountLiveReferred(order, +1);
     if (first_order && policy_.invite_rewards && policy_.invite_rewards->requires_purchase &&
         record.referrer >= 0) {
       CountInvite(buyer, record.referrer, at);
@@ -1064,10 +1090,11 @@ class Engine::Impl {
   // Records that `inviter` gained a direct invitee and runs the velocity
   // check, which then covers the invite rewards from this moment on.
   void Arrive(int32_t inviter, int64_t at) {
+    if (!uses_.arrivals) return;
     arrivals_.push_back({at, last_arrival_[inviter]});
     last_arrival_[inviter] = static_cast<int32_t>(arrivals_.size() - 1);
     const auto& velocity = policy_.checks.velocity;
-    if (!velocity || velocity_hit_[inviter]) return;
+    if (velocity_hit_[inviter]) return;
     const int64_t since = at - velocity->window_hours * kMicrosPerHour;
     int64_t count = 0;
     for (int32_t a = last_arrival_[inviter]; a >= 0 && arrivals_[a].at >= since; a = arrivals_[a].prev) ++count;
@@ -1097,7 +1124,7 @@ class Engine::Impl {
     for (size_t i = 0; i < rewards.steps.size(); ++i) {
       if (rewards.steps[i].at != count) continue;
       Pending p{inviter, invite_step_rules_[i], Kind::kInviteReward, 0, rewards.steps[i].reward.fen(), 0, 0, 0, 0};
-      if (velocity_hit_[inviter]) Hit(p, FlagKind::kVelocity, policy_.checks.velocity->action);
+      if (uses_.arrivals && velocity_hit_[inviter]) Hit(p, FlagKind::kVelocity, policy_.checks.velocity->action);
       p.paid = p.action == static_cast<uint8_t>(Action::kDeny) ? 0 : p.raw;
       new_flags_.clear();
       if (p.paid > 0 && rewards.max_rewards && rewards_paid_ >= *rewards.max_rewards) {
@@ -1189,10 +1216,10 @@ class Engine::Impl {
     }
     const bool first_refund = o.refunded == 0;
     o.refunded += amount;
-    own_spend_[o.buyer] -= amount;
+    if (uses_.own_spend) own_spend_[o.buyer] -= amount;
     refunds_[order].push_back({at, amount});
-    if (first_refund && o.level1 >= 0) ++level1_refunded_[o.level1];
-    if (o.refunded == o.amount && o.referrer >= 0 && !policy_.promotions.empty()) {
+    if (uses_.level1_stats && first_refund && o.level1 >= 0) ++level1_refunded_[o.level1];
+    if (uses_.referred_orders && o.refunded == o.amount && o.referrer >= 0) {
       CountLiveReferred(order, -1);
     }
     Recompute(o, Money::FromFen(o.amount - o.refunded));
@@ -1296,11 +1323,11 @@ class Engine::Impl {
   uint64_t leader_mask_ = 0;
   int eligible_bit_ = -1;
   int64_t hold_micros_ = 0;
+  Uses uses_;
 
   // Members, in dense columns.
   MemberTree tree_;
-  std::vector<std::string> member_ids_;
-  absl::flat_hash_map<std::string, int32_t> member_index_;
+  internal::IdIndex member_ids_;
   std::vector<uint64_t> roles_;
   std::vector<int8_t> explicit_rank_;
   std::vector<int64_t> bound_at_;
@@ -1322,8 +1349,7 @@ class Engine::Impl {
 
   // Orders and the ledger.
   std::vector<OrderRecord> orders_;
-  std::vector<std::string> order_ids_;
-  absl::flat_hash_map<std::string, int32_t> order_index_;
+  internal::IdIndex order_ids_;
   std::vector<Entry> entries_;
   std::vector<Clawback> clawbacks_;
   absl::flat_hash_map<int32_t, int64_t> clawed_;

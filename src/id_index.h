@@ -1,0 +1,72 @@
+// Internal: dense indices for string ids. Each id is stored once (in the
+// vector); the hash set holds only 4-byte indices and hashes/compares them
+// through the vector, with heterogeneous lookup by string view. This halves
+// the memory of a string-keyed map, which would store every id twice.
+#ifndef REFPAY_SRC_ID_INDEX_H_
+#define REFPAY_SRC_ID_INDEX_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
+#include "absl_compat.h"
+
+namespace refpay::internal {
+
+class IdIndex {
+ public:
+  IdIndex() : set_(0, Hash{&ids_}, Eq{&ids_}) {}
+  // The set's functors point at ids_, so an IdIndex stays where it is built.
+  IdIndex(const IdIndex&) = delete;
+  IdIndex& operator=(const IdIndex&) = delete;
+
+  // The index of `id`, if it was added.
+  std::optional<int32_t> Find(std::string_view id) const {
+    auto it = set_.find(AsAbsl(id));
+    if (it == set_.end()) return std::nullopt;
+    return *it;
+  }
+
+  bool Contains(std::string_view id) const { return set_.contains(AsAbsl(id)); }
+
+  // Appends `id` (the caller checked it is new) and returns its index.
+  int32_t Add(std::string id) {
+    ids_.push_back(std::move(id));
+    const int32_t index = static_cast<int32_t>(ids_.size() - 1);
+    set_.insert(index);
+    return index;
+  }
+
+  const std::string& operator[](int32_t index) const { return ids_[index]; }
+  const std::vector<std::string>& ids() const { return ids_; }
+  int32_t size() const { return static_cast<int32_t>(ids_.size()); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    const std::vector<std::string>* ids;
+    size_t operator()(int32_t i) const { return (*this)(absl::string_view((*ids)[i])); }
+    size_t operator()(absl::string_view id) const { return absl::Hash<absl::string_view>{}(id); }
+  };
+  struct Eq {
+    using is_transparent = void;
+    const std::vector<std::string>* ids;
+    absl::string_view View(int32_t i) const { return (*ids)[i]; }
+    absl::string_view View(absl::string_view id) const { return id; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return View(a) == View(b);
+    }
+  };
+
+  std::vector<std::string> ids_;
+  absl::flat_hash_set<int32_t, Hash, Eq> set_;
+};
+
+}  // namespace refpay::internal
+
+#endif  // REFPAY_SRC_ID_INDEX_H_
