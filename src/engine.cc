@@ -65,7 +65,7 @@ int KindRank(Kind kind, int level) {
   return kind == Kind::kLevel ? level : 1000 + static_cast<int>(kind);
 }
 
-absl::Status Error(absl::StatusCode code, std::string_view reason, std::string message) {
+absl::Status Error(absl::StatusCode code, std::string_view reason, const std::string& message) {
   return MakeError(code, reason, message);
 }
 
