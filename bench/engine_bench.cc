@@ -31,7 +31,8 @@ const absl::Time kStart = absl::FromUnixSeconds(1'772'326'800);  // 2026-03-01T0
 // A random referral tree of `members` (preferential to recent members, 1%
 // leaders), built once per size and shared by the benchmarks.
 Engine& TreeEngine(int64_t members) {
-  static std::map<int64_t, std::unique_ptr<Engine>>* engines = new std::map<int64_t, std::unique_ptr<Engine>>;
+  static std::map<int64_t, std::unique_ptr<Engine>>* engines =
+      new std::map<int64_t, std::unique_ptr<Engine>>;
   std::unique_ptr<Engine>& slot = (*engines)[members];
   if (slot) return *slot;
   slot = std::make_unique<Engine>(*Policy::FromJson(kStandardPolicy));
@@ -73,8 +74,12 @@ void BM_OrderEndToEnd(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_OrderEndToEnd)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kNanosecond)
-    ->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(BM_OrderEndToEnd)
+    ->Arg(1'000'000)
+    ->Arg(10'000'000)
+    ->Unit(benchmark::kNanosecond)
+    ->Repetitions(5)
+    ->ReportAggregatesOnly(true);
 
 void BM_Refund(benchmark::State& state) {
   Engine& engine = TreeEngine(1'000'000);
@@ -104,7 +109,8 @@ void BM_TierLookup(benchmark::State& state) {
   const AmountRule& tiers = policy.rules.levels[0].amount;
   std::mt19937_64 random(4);
   std::vector<Money> bases;
-  for (int i = 0; i < 4096; ++i) bases.push_back(Money::FromFen(static_cast<int64_t>(random() % 1'000'000)));
+  for (int i = 0; i < 4096; ++i)
+    bases.push_back(Money::FromFen(static_cast<int64_t>(random() % 1'000'000)));
   size_t i = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(tiers.Compute(bases[i++ & 4095], RoundingMode::kHalfUp));
@@ -131,7 +137,8 @@ void BM_NearestLeader(benchmark::State& state) {
     if (random() % 100 == 0) tree.SetLeader(MemberIndex(static_cast<int32_t>(i)), true);
   }
   for (auto _ : state) {
-    benchmark::DoNotOptimize(tree.NearestLeaderAbove(MemberIndex(static_cast<int32_t>(random() % members))));
+    benchmark::DoNotOptimize(
+        tree.NearestLeaderAbove(MemberIndex(static_cast<int32_t>(random() % members))));
   }
 }
 BENCHMARK(BM_NearestLeader)->Arg(1'000'000);

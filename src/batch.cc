@@ -25,7 +25,8 @@ struct Step {
   int64_t row;
 };
 
-const std::string& Or(const std::vector<std::string>& column, int64_t row, const std::string& fallback) {
+const std::string& Or(const std::vector<std::string>& column, int64_t row,
+                      const std::string& fallback) {
   return column.empty() ? fallback : column[row];
 }
 
@@ -47,8 +48,10 @@ absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& membe
   REFPAY_RETURN_IF_ERROR(CheckColumn(orders.amount.size(), n, "orders", "amount", false));
   REFPAY_RETURN_IF_ERROR(CheckColumn(orders.at.size(), n, "orders", "at", false));
   REFPAY_RETURN_IF_ERROR(CheckColumn(orders.category.size(), n, "orders", "category", true));
-  REFPAY_RETURN_IF_ERROR(CheckColumn(orders.confirmed_at.size(), n, "orders", "confirmed_at", true));
-  REFPAY_RETURN_IF_ERROR(CheckColumn(orders.refund_amount.size(), n, "orders", "refund_amount", true));
+  REFPAY_RETURN_IF_ERROR(
+      CheckColumn(orders.confirmed_at.size(), n, "orders", "confirmed_at", true));
+  REFPAY_RETURN_IF_ERROR(
+      CheckColumn(orders.refund_amount.size(), n, "orders", "refund_amount", true));
   REFPAY_RETURN_IF_ERROR(CheckColumn(orders.refunded_at.size(), n, "orders", "refunded_at",
                                      orders.refund_amount.empty()));
 
@@ -75,7 +78,8 @@ absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& membe
       steps.push_back({members.joined_at[i], EventType::kSetRole, row});
     }
   }
-  for (size_t i = 0; i < n; ++i) steps.push_back({orders.at[i], EventType::kOrder, static_cast<int64_t>(i)});
+  for (size_t i = 0; i < n; ++i)
+    steps.push_back({orders.at[i], EventType::kOrder, static_cast<int64_t>(i)});
   for (size_t i = 0; i < orders.confirmed_at.size(); ++i) {
     if (orders.confirmed_at[i] != kNoTime) {
       steps.push_back({orders.confirmed_at[i], EventType::kConfirm, static_cast<int64_t>(i)});
@@ -86,7 +90,8 @@ absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& membe
       steps.push_back({orders.refunded_at[i], EventType::kRefund, static_cast<int64_t>(i)});
     }
   }
-  std::stable_sort(steps.begin(), steps.end(), [](const Step& a, const Step& b) { return a.at < b.at; });
+  std::stable_sort(steps.begin(), steps.end(),
+                   [](const Step& a, const Step& b) { return a.at < b.at; });
 
   BatchResult result{Engine(std::move(policy)), {}};
   const std::string none;
@@ -123,7 +128,8 @@ absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& membe
         }
         event.buyer = member_ids[buyer];
         event.amount = Money::FromFen(orders.amount[row]);
-        if (!orders.category.empty() && !orders.category[row].empty()) event.category = orders.category[row];
+        if (!orders.category.empty() && !orders.category[row].empty())
+          event.category = orders.category[row];
       } else if (step.type == EventType::kRefund) {
         event.amount = Money::FromFen(orders.refund_amount[row]);
       }

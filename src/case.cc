@@ -83,7 +83,8 @@ absl::StatusOr<MoneyTable> ExpectedBalances(const Json& balances) {
     }
     for (const auto& [status, amount] : statuses.items()) {
       REFPAY_ASSIGN_OR_RETURN(
-          Money money, internal::MoneyFromJson(amount, absl::StrCat("expect.balances.", member, ".", status)));
+          Money money,
+          internal::MoneyFromJson(amount, absl::StrCat("expect.balances.", member, ".", status)));
       REFPAY_RETURN_IF_ERROR(AddMoney(table, absl::StrCat(member, " ", status), money));
     }
   }
@@ -129,15 +130,17 @@ void DiffMoney(std::string_view section, const MoneyTable& expected, const Money
   for (const auto& [key, amount] : expected) {
     auto it = got.find(key);
     if (it == got.end()) {
-      diff->push_back(absl::StrCat(std::string(section), ": missing   ", key, " ", amount.ToString()));
+      diff->push_back(
+          absl::StrCat(std::string(section), ": missing   ", key, " ", amount.ToString()));
     } else if (it->second != amount) {
-      diff->push_back(absl::StrCat(std::string(section), ": expected  ", key, " ", amount.ToString(),
-                                   ", got ", it->second.ToString()));
+      diff->push_back(absl::StrCat(std::string(section), ": expected  ", key, " ",
+                                   amount.ToString(), ", got ", it->second.ToString()));
     }
   }
   for (const auto& [key, amount] : got) {
     if (!expected.contains(key)) {
-      diff->push_back(absl::StrCat(std::string(section), ": unexpected ", key, " ", amount.ToString()));
+      diff->push_back(
+          absl::StrCat(std::string(section), ": unexpected ", key, " ", amount.ToString()));
     }
   }
 }
@@ -154,19 +157,22 @@ void DiffMultiset(std::string_view section, const Multiset& expected, const Mult
     auto it = expected.find(key);
     for (int i = it == expected.end() ? 0 : it->second; i < count; ++i) {
       auto note = notes.find(key);
-      diff->push_back(absl::StrCat(std::string(section), ": unexpected ", key,
-                                   note == notes.end() ? "" : absl::StrCat(" (", note->second, ")")));
+      diff->push_back(
+          absl::StrCat(std::string(section), ": unexpected ", key,
+                       note == notes.end() ? "" : absl::StrCat(" (", note->second, ")")));
     }
   }
 }
 
 // Runs the events of a case on a valid policy.
-absl::Status RunEvents(Policy policy, const Json& events, const Json& as_of_json, CaseOutcome* out) {
+absl::Status RunEvents(Policy policy, const Json& events, const Json& as_of_json,
+                       CaseOutcome* out) {
   Engine engine(std::move(policy));
   for (size_t i = 0; i < events.size(); ++i) {
     absl::Status status = engine.ApplyJson(events[i].dump());
     if (!status.ok()) {
-      out->errors.push_back({static_cast<int>(i), ErrorCodeOf(status), std::string(status.message())});
+      out->errors.push_back(
+          {static_cast<int>(i), ErrorCodeOf(status), std::string(status.message())});
     }
   }
   if (!as_of_json.is_string()) return BadCase("as_of must be a timestamp string");
@@ -203,7 +209,8 @@ std::string CaseOutcome::ToJson(int indent) const {
     out["flags"].push_back(std::move(item));
   }
   out["errors"] = Json::array();
-  for (const CaseError& error : errors) out["errors"].push_back({{"event", error.event}, {"code", error.code}});
+  for (const CaseError& error : errors)
+    out["errors"].push_back({{"event", error.event}, {"code", error.code}});
   out["lint"] = Json::array();
   for (const LintFinding& finding : lint) out["lint"].push_back(finding.code);
   return out.dump(indent);
@@ -215,7 +222,8 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
   const Json& doc = *parsed;
   if (!doc.is_object()) return BadCase("a case must be a JSON object");
   CaseResult result;
-  if (auto it = doc.find("name"); it != doc.end() && it->is_string()) result.name = it->get<std::string>();
+  if (auto it = doc.find("name"); it != doc.end() && it->is_string())
+    result.name = it->get<std::string>();
 
   // The policy: inline, or a file next to the case.
   Json policy_doc;
@@ -238,7 +246,8 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
     }
   }
   const auto events = doc.find("events");
-  if (events == doc.end() || !events->is_array()) return BadCase("a case needs an \"events\" array");
+  if (events == doc.end() || !events->is_array())
+    return BadCase("a case needs an \"events\" array");
   if (!doc.contains("as_of")) return BadCase("a case needs \"as_of\"");
 
   CaseOutcome& outcome = result.outcome;
@@ -253,12 +262,14 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
 
   // Compare each section that is present.
   const auto expect_it = doc.find("expect");
-  if (expect_it == doc.end() || !expect_it->is_object()) return BadCase("a case needs an \"expect\" object");
+  if (expect_it == doc.end() || !expect_it->is_object())
+    return BadCase("a case needs an \"expect\" object");
   const Json& expect = *expect_it;
   for (const auto& [key, value] : expect.items()) {
-    if (key != "ledger" && key != "balances" && key != "flags" && key != "errors" && key != "lint") {
-      return BadCase(absl::StrCat("expect.", key,
-                                  ": unknown section (expected ledger, balances, flags, errors, lint)"));
+    if (key != "ledger" && key != "balances" && key != "flags" && key != "errors" &&
+        key != "lint") {
+      return BadCase(absl::StrCat(
+          "expect.", key, ": unknown section (expected ledger, balances, flags, errors, lint)"));
     }
   }
   std::vector<std::string>& diff = result.diff;
@@ -266,8 +277,9 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
     REFPAY_ASSIGN_OR_RETURN(MoneyTable expected, ExpectedLedger(expect.at("ledger")));
     MoneyTable got;
     for (const NetRow& row : outcome.ledger) {
-      REFPAY_RETURN_IF_ERROR(AddMoney(got, LedgerKey(row.order.value_or("null"), row.member, row.kind,
-                                                     std::string(EntryStatusName(row.status))),
+      REFPAY_RETURN_IF_ERROR(AddMoney(got,
+                                      LedgerKey(row.order.value_or("null"), row.member, row.kind,
+                                                std::string(EntryStatusName(row.status))),
                                       row.amount));
     }
     DiffMoney("ledger", expected, got, &diff);
@@ -309,8 +321,9 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
     for (const Json& code : codes) {
       if (!code.is_string()) return BadCase("expect.lint must be an array of code strings");
       if (std::find(reported.begin(), reported.end(), code.get<std::string>()) == reported.end()) {
-        diff.push_back(absl::StrCat("lint: missing   ", code.get<std::string>(), " (reported: ",
-                                    reported.empty() ? "nothing" : absl::StrJoin(reported, ", "), ")"));
+        diff.push_back(absl::StrCat(
+            "lint: missing   ", code.get<std::string>(),
+            " (reported: ", reported.empty() ? "nothing" : absl::StrJoin(reported, ", "), ")"));
       }
     }
   }

@@ -131,15 +131,15 @@ class Engine::Impl {
   absl::Status ApplyJson(std::string_view text) {
     absl::StatusOr<internal::Json> object = internal::ParseJsonText(text, "event");
     if (!object.ok()) {
-      return MakeError(absl::StatusCode::kInvalidArgument, "bad_event", internal::AsStd(object.status().message()));
+      return MakeError(absl::StatusCode::kInvalidArgument, "bad_event",
+                       internal::AsStd(object.status().message()));
     }
     absl::StatusOr<Event> event = internal::EventFromJson(*object);
     if (!event.ok() && object->is_object()) {
       // A malformed copy of an applied event is a conflict, not a shape
       // error: the id is what the sender relies on.
       auto id = object->find("event_id");
-      if (id != object->end() && id->is_string() &&
-          event_ids_.contains(id->get<std::string>())) {
+      if (id != object->end() && id->is_string() && event_ids_.contains(id->get<std::string>())) {
         return Error(absl::StatusCode::kAlreadyExists, "conflicting_event",
                      absl::StrCat("event_id \"", id->get<std::string>(),
                                   "\" was applied with different content"));
@@ -200,8 +200,8 @@ class Engine::Impl {
       const Entry& e = entries_[entry_index];
       const int32_t order_rank = e.order >= 0 ? e.order : std::numeric_limits<int32_t>::max();
       const int kind_rank = KindRank(e.kind, e.level);
-      auto [it, inserted] =
-          sums.try_emplace(std::make_tuple(order_rank, e.member, kind_rank, static_cast<int>(status)), 0);
+      auto [it, inserted] = sums.try_emplace(
+          std::make_tuple(order_rank, e.member, kind_rank, static_cast<int>(status)), 0);
       if (inserted) keys.push_back({order_rank, e.member, kind_rank, status, entry_index});
       if (__builtin_add_overflow(it->second, amount, &it->second)) {
         return Error(absl::StatusCode::kOutOfRange, "overflow", "ledger sum overflows");
@@ -209,7 +209,8 @@ class Engine::Impl {
       return absl::OkStatus();
     };
     for (size_t i = 0; i < entries_.size(); ++i) {
-      REFPAY_RETURN_IF_ERROR(add(static_cast<int32_t>(i), StatusOf(entries_[i], now), entries_[i].amount));
+      REFPAY_RETURN_IF_ERROR(
+          add(static_cast<int32_t>(i), StatusOf(entries_[i], now), entries_[i].amount));
     }
     for (const Clawback& c : clawbacks_) {
       REFPAY_RETURN_IF_ERROR(add(c.entry, EntryStatus::kAvailable, -c.amount));
@@ -278,7 +279,8 @@ class Engine::Impl {
       }
       return absl::OkStatus();
     };
-    for (const Entry& e : entries_) REFPAY_RETURN_IF_ERROR(add(e.member, StatusOf(e, now), e.amount));
+    for (const Entry& e : entries_)
+      REFPAY_RETURN_IF_ERROR(add(e.member, StatusOf(e, now), e.amount));
     for (const Clawback& c : clawbacks_) {
       REFPAY_RETURN_IF_ERROR(add(entries_[c.entry].member, EntryStatus::kAvailable, -c.amount));
     }
@@ -319,7 +321,8 @@ class Engine::Impl {
       table.clawback.push_back(clawback ? 1 : 0);
     };
     for (const Entry& e : entries_) push(e, e.amount, StatusOf(e, now), false);
-    for (const Clawback& c : clawbacks_) push(entries_[c.entry], -c.amount, EntryStatus::kAvailable, true);
+    for (const Clawback& c : clawbacks_)
+      push(entries_[c.entry], -c.amount, EntryStatus::kAvailable, true);
     return table;
   }
 
@@ -370,8 +373,8 @@ class Engine::Impl {
   struct RuleSetPlan {
     std::vector<LevelPlan> levels;
     const LeaderRule* leader = nullptr;
-    int32_t leader_rule = -1;                   // nearest scheme
-    std::vector<int> rank_bits;                 // differential: role bit per rank
+    int32_t leader_rule = -1;                      // nearest scheme
+    std::vector<int> rank_bits;                    // differential: role bit per rank
     std::vector<std::vector<int32_t>> diff_rules;  // [rank][previous rank + 1]
     int32_t peer_rule = -1;
   };
@@ -428,8 +431,7 @@ class Engine::Impl {
           // Rank i paid after the highest paid rank so far was j-1 (none if 0).
           const Rate below = j == 0 ? Rate() : leader.ranks[j - 1].rate;
           if (leader.ranks[i].rate <= below) continue;
-          std::string path = absl::StrCat(leader.path, ".ranks[", i, "] ",
-                                          leader.ranks[i].name);
+          std::string path = absl::StrCat(leader.path, ".ranks[", i, "] ", leader.ranks[i].name);
           if (j > 0) absl::StrAppend(&path, " − ranks[", j - 1, "] ", leader.ranks[j - 1].name);
           plan.diff_rules[i][j] =
               AddSyntheticRate(*Rate::FromPpm(leader.ranks[i].rate.ppm() - below.ppm()), path);
@@ -493,8 +495,8 @@ class Engine::Impl {
     int64_t amount = 0;
     int64_t refunded = 0;
     int32_t buyer = -1;
-    int32_t referrer = -1;       // buyer's inviter when the order was placed
-    int32_t level1 = -1;         // the level-1 beneficiary, if any
+    int32_t referrer = -1;  // buyer's inviter when the order was placed
+    int32_t level1 = -1;    // the level-1 beneficiary, if any
     int32_t first_entry = 0;
     int32_t prev_by_buyer = -1;  // the buyer's previous order
     int32_t prev_referred = -1;  // the referrer's previous referred order
@@ -558,9 +560,10 @@ class Engine::Impl {
 
   absl::Status CheckAsOf(absl::Time as_of) const {
     if (last_at_ != kNever && Micros(as_of) < last_at_) {
-      return Error(absl::StatusCode::kInvalidArgument, "bad_as_of",
-                   absl::StrCat("as_of ", FormatTimestamp(as_of, policy_.timezone),
-                                " precedes the last event at ", TimeText(last_at_, policy_.timezone)));
+      return Error(
+          absl::StatusCode::kInvalidArgument, "bad_as_of",
+          absl::StrCat("as_of ", FormatTimestamp(as_of, policy_.timezone),
+                       " precedes the last event at ", TimeText(last_at_, policy_.timezone)));
     }
     return absl::OkStatus();
   }
@@ -569,8 +572,8 @@ class Engine::Impl {
     const int64_t at = Micros(event.at);
     if (at < last_at_) {
       return Error(absl::StatusCode::kFailedPrecondition, "out_of_order",
-                   absl::StrCat(EventTypeName(event.type), " at ",
-                                TimeText(at, policy_.timezone), " is earlier than the previous event at ",
+                   absl::StrCat(EventTypeName(event.type), " at ", TimeText(at, policy_.timezone),
+                                " is earlier than the previous event at ",
                                 TimeText(last_at_, policy_.timezone)));
     }
     absl::Status status;
@@ -673,9 +676,9 @@ class Engine::Impl {
     REFPAY_ASSIGN_OR_RETURN(const int32_t inviter, FindMember(*event.inviter, "inviter"));
     switch (policy_.binding) {
       case Policy::BindingMode::kPermanent:
-        return Error(absl::StatusCode::kFailedPrecondition, "rebind_forbidden",
-                     absl::StrCat("binding.mode is permanent: \"", event.member,
-                                  "\" cannot be rebound"));
+        return Error(
+            absl::StatusCode::kFailedPrecondition, "rebind_forbidden",
+            absl::StrCat("binding.mode is permanent: \"", event.member, "\" cannot be rebound"));
       case Policy::BindingMode::kProtected: {
         const int64_t until = bound_at_[m] + policy_.protection_days * kMicrosPerDay;
         if (at < until) {
@@ -774,7 +777,8 @@ class Engine::Impl {
     };
     // Levels (分销层级): walk up from the buyer's inviter, or the buyer
     // itself under self_purchase.
-    MemberIndex cursor = policy_.self_purchase ? MemberIndex(buyer) : tree_.Parent(MemberIndex(buyer));
+    MemberIndex cursor =
+        policy_.self_purchase ? MemberIndex(buyer) : tree_.Parent(MemberIndex(buyer));
     size_t level = 0;
     while (level < plan.levels.size() && cursor.valid()) {
       const int32_t m = cursor.value();
@@ -787,7 +791,8 @@ class Engine::Impl {
             break;
           }
         }
-        add(m, rule, Kind::kLevel, static_cast<int>(level + 1), rules_[rule]->Compute(base, rounding).amount.fen());
+        add(m, rule, Kind::kLevel, static_cast<int>(level + 1),
+            rules_[rule]->Compute(base, rounding).amount.fen());
         ++level;
       } else if (!policy_.eligible_compress) {
         ++level;  // 不压缩: the level stays unpaid
@@ -835,7 +840,8 @@ class Engine::Impl {
       const int32_t beneficiary = pending_[0].member;
       for (const auto& [bit, rule] : rank_bonus_) {
         if (Holds(beneficiary, bit)) {
-          add(beneficiary, rule, Kind::kRankBonus, 0, rules_[rule]->Compute(base, rounding).amount.fen());
+          add(beneficiary, rule, Kind::kRankBonus, 0,
+              rules_[rule]->Compute(base, rounding).amount.fen());
           break;
         }
       }
@@ -844,9 +850,9 @@ class Engine::Impl {
 
   void Hit(Pending& p, FlagKind kind, Action action) {
     p.checks |= static_cast<uint8_t>(1u << static_cast<int>(kind));
-    p.action = static_cast<uint8_t>(Strongest(p.action == 0 ? std::nullopt
-                                                            : std::optional<Action>(static_cast<Action>(p.action)),
-                                              action));
+    p.action = static_cast<uint8_t>(Strongest(
+        p.action == 0 ? std::nullopt : std::optional<Action>(static_cast<Action>(p.action)),
+        action));
   }
 
   // Applies the checks to pending_ and records their flags in new_flags_.
@@ -856,7 +862,8 @@ class Engine::Impl {
     if (checks.split_orders) {
       const int64_t since = at - checks.split_orders->window_minutes * kMicrosPerMinute;
       int64_t count = 0;
-      for (int32_t o = last_order_[buyer]; o >= 0 && orders_[o].at >= since; o = orders_[o].prev_by_buyer) {
+      for (int32_t o = last_order_[buyer]; o >= 0 && orders_[o].at >= since;
+           o = orders_[o].prev_by_buyer) {
         if (++count >= checks.split_orders->max_orders) break;
       }
       split = count >= checks.split_orders->max_orders;
@@ -896,17 +903,19 @@ class Engine::Impl {
   }
 
   static uint64_t MonthKey(int32_t member, int32_t month) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(member)) << 32) | static_cast<uint32_t>(month);
+    return (static_cast<uint64_t>(static_cast<uint32_t>(member)) << 32) |
+           static_cast<uint32_t>(month);
   }
 
   // member_month and budget, shared by orders and invite rewards. `added`
   // holds what this event already took per member (not yet committed).
-  void ApplyRunCaps(Pending& p, int64_t at, int32_t order, std::vector<std::pair<int32_t, int64_t>>& added,
-                    int64_t& budget_added) {
+  void ApplyRunCaps(Pending& p, int64_t at, int32_t order,
+                    std::vector<std::pair<int32_t, int64_t>>& added, int64_t& budget_added) {
     if (p.paid <= 0) return;
     if (policy_.cap_member_month) {
       int64_t used = 0;
-      if (auto it = month_used_.find(MonthKey(p.member, MonthOf(at))); it != month_used_.end()) used = it->second;
+      if (auto it = month_used_.find(MonthKey(p.member, MonthOf(at))); it != month_used_.end())
+        used = it->second;
       for (const auto& [member, amount] : added) {
         if (member == p.member) used += amount;
       }
@@ -918,7 +927,8 @@ class Engine::Impl {
       }
     }
     if (policy_.cap_budget) {
-      const int64_t room = std::max<int64_t>(0, policy_.cap_budget->fen() - budget_used_ - budget_added);
+      const int64_t room =
+          std::max<int64_t>(0, policy_.cap_budget->fen() - budget_used_ - budget_added);
       if (p.paid > room) {
         p.paid = room;
         p.cuts |= kCutBudget;
@@ -974,7 +984,8 @@ class Engine::Impl {
     }
     int16_t rule_set = 0;
     if (event.category) {
-      if (auto it = category_plan_.find(*event.category); it != category_plan_.end()) rule_set = it->second;
+      if (auto it = category_plan_.find(*event.category); it != category_plan_.end())
+        rule_set = it->second;
     }
     const int32_t order = static_cast<int32_t>(orders_.size());
     const RuleSetPlan& plan = plans_[rule_set];
@@ -1016,7 +1027,8 @@ class Engine::Impl {
     order_ids_.Add(event.order);
     if (uses_.own_spend) own_spend_[buyer] = new_spend;
     for (const Pending& p : pending_) {
-      entries_.push_back({p.raw, p.paid, p.paid, order, p.member, p.rule, p.kind, p.level, p.action, p.cuts, p.checks});
+      entries_.push_back({p.raw, p.paid, p.paid, order, p.member, p.rule, p.kind, p.level, p.action,
+                          p.cuts, p.checks});
       CommitRunCaps(p.member, at, p.paid);
     }
     flags_.insert(flags_.end(), new_flags_.begin(), new_flags_.end());
@@ -1058,13 +1070,15 @@ class Engine::Impl {
       const int64_t since = now - *p.window_days * kMicrosPerDay;
       scratch_buyers_.clear();
       orders = 0;
-      for (int32_t o = last_referred_[m]; o >= 0 && orders_[o].at >= since; o = orders_[o].prev_referred) {
+      for (int32_t o = last_referred_[m]; o >= 0 && orders_[o].at >= since;
+           o = orders_[o].prev_referred) {
         if (orders_[o].refunded == orders_[o].amount) continue;
         ++orders;
         scratch_buyers_.push_back(orders_[o].buyer);
       }
       std::sort(scratch_buyers_.begin(), scratch_buyers_.end());
-      buyers = std::unique(scratch_buyers_.begin(), scratch_buyers_.end()) - scratch_buyers_.begin();
+      buyers =
+          std::unique(scratch_buyers_.begin(), scratch_buyers_.end()) - scratch_buyers_.begin();
     }
     return (!p.referred_orders || orders >= *p.referred_orders) &&
            (!p.referred_buyers || buyers >= *p.referred_buyers);
@@ -1097,7 +1111,9 @@ class Engine::Impl {
     if (velocity_hit_[inviter]) return;
     const int64_t since = at - velocity->window_hours * kMicrosPerHour;
     int64_t count = 0;
-    for (int32_t a = last_arrival_[inviter]; a >= 0 && arrivals_[a].at >= since; a = arrivals_[a].prev) ++count;
+    for (int32_t a = last_arrival_[inviter]; a >= 0 && arrivals_[a].at >= since;
+         a = arrivals_[a].prev)
+      ++count;
     if (count > velocity->max_invites) {
       velocity_hit_[inviter] = 1;
       flags_.push_back({FlagKind::kVelocity, inviter, -1});
@@ -1112,8 +1128,8 @@ class Engine::Impl {
 
   void CountInvite(int32_t invitee, int32_t inviter, int64_t at) {
     const InviteRewards& rewards = *policy_.invite_rewards;
-    const bool region_ok = !rewards.same_region ||
-                           (region_[invitee] != 0 && region_[invitee] == region_[inviter]);
+    const bool region_ok =
+        !rewards.same_region || (region_[invitee] != 0 && region_[invitee] == region_[inviter]);
     const bool identity_ok = !(rewards.distinct_identity || policy_.checks.shared_identity) ||
                              !SharesIdentity(identity_[invitee], identity_[inviter]);
     if (!region_ok || !identity_ok) {
@@ -1123,8 +1139,17 @@ class Engine::Impl {
     const int32_t count = ++valid_invites_[inviter];
     for (size_t i = 0; i < rewards.steps.size(); ++i) {
       if (rewards.steps[i].at != count) continue;
-      Pending p{inviter, invite_step_rules_[i], Kind::kInviteReward, 0, rewards.steps[i].reward.fen(), 0, 0, 0, 0};
-      if (uses_.arrivals && velocity_hit_[inviter]) Hit(p, FlagKind::kVelocity, policy_.checks.velocity->action);
+      Pending p{inviter,
+                invite_step_rules_[i],
+                Kind::kInviteReward,
+                0,
+                rewards.steps[i].reward.fen(),
+                0,
+                0,
+                0,
+                0};
+      if (uses_.arrivals && velocity_hit_[inviter])
+        Hit(p, FlagKind::kVelocity, policy_.checks.velocity->action);
       p.paid = p.action == static_cast<uint8_t>(Action::kDeny) ? 0 : p.raw;
       new_flags_.clear();
       if (p.paid > 0 && rewards.max_rewards && rewards_paid_ >= *rewards.max_rewards) {
@@ -1138,7 +1163,8 @@ class Engine::Impl {
       for (const FlagRecord& f : new_flags_) AddRunFlag(f.kind, f.member);
       if (p.paid > 0) ++rewards_paid_;
       const int32_t index = static_cast<int32_t>(entries_.size());
-      entries_.push_back({p.raw, p.paid, p.paid, -1, inviter, p.rule, p.kind, 0, p.action, p.cuts, p.checks});
+      entries_.push_back(
+          {p.raw, p.paid, p.paid, -1, inviter, p.rule, p.kind, 0, p.action, p.cuts, p.checks});
       reward_time_.emplace(index, at);
       CommitRunCaps(inviter, at, p.paid);
     }
@@ -1191,7 +1217,9 @@ class Engine::Impl {
             break;
           }
         }
-        raw = RoundProduct(ExactProduct(Money::FromFen(leader_raw), rules_[e.rule]->rate), policy_.rounding).fen();
+        raw = RoundProduct(ExactProduct(Money::FromFen(leader_raw), rules_[e.rule]->rate),
+                           policy_.rounding)
+                  .fen();
       } else {
         raw = rules_[e.rule]->Compute(base, policy_.rounding).amount.fen();
       }
@@ -1210,9 +1238,10 @@ class Engine::Impl {
                    absl::StrCat("refund amount must be positive, got ", event.amount->ToString()));
     }
     if (left == 0 || amount > left) {
-      return Error(absl::StatusCode::kFailedPrecondition, "over_refund",
-                   absl::StrCat("order \"", event.order, "\" has ", Money::FromFen(left).ToString(),
-                                " left to refund; cannot refund ", Money::FromFen(amount).ToString()));
+      return Error(
+          absl::StatusCode::kFailedPrecondition, "over_refund",
+          absl::StrCat("order \"", event.order, "\" has ", Money::FromFen(left).ToString(),
+                       " left to refund; cannot refund ", Money::FromFen(amount).ToString()));
     }
     const bool first_refund = o.refunded == 0;
     o.refunded += amount;
@@ -1285,16 +1314,19 @@ class Engine::Impl {
       if (e.cuts & kCutMemberMonth) {
         caps.push_back(absl::StrCat("caps.member_month ", policy_.cap_member_month->ToString()));
       }
-      if (e.cuts & kCutBudget) caps.push_back(absl::StrCat("caps.budget ", policy_.cap_budget->ToString()));
+      if (e.cuts & kCutBudget)
+        caps.push_back(absl::StrCat("caps.budget ", policy_.cap_budget->ToString()));
       if (e.cuts & kCutMaxRewards) caps.push_back("invite_rewards.max_rewards");
-      absl::StrAppend(&text, "; cut to ", Money::FromFen(e.paid).ToString(), " by ", absl::StrJoin(caps, ", "));
+      absl::StrAppend(&text, "; cut to ", Money::FromFen(e.paid).ToString(), " by ",
+                      absl::StrJoin(caps, ", "));
     }
     if (e.order >= 0) {
       if (auto it = refunds_.find(e.order); it != refunds_.end()) {
         int64_t refunded = 0;
         for (const auto& [at, amount] : it->second) refunded += amount;
-        absl::StrAppend(&text, "; after refunds of ", Money::FromFen(refunded).ToString(), " (base ",
-                        Money::FromFen(orders_[e.order].amount - refunded).ToString(), ") ",
+        absl::StrAppend(&text, "; after refunds of ", Money::FromFen(refunded).ToString(),
+                        " (base ", Money::FromFen(orders_[e.order].amount - refunded).ToString(),
+                        ") ",
                         rule.kind == AmountRule::Kind::kFixed || e.kind == Kind::kPeer
                             ? std::string("recomputed")
                             : rule.Explain(Money::FromFen(orders_[e.order].amount - refunded),
@@ -1383,7 +1415,9 @@ Engine& Engine::operator=(Engine&&) noexcept = default;
 
 absl::Status Engine::Apply(const Event& event) { return impl_->Apply(event); }
 absl::Status Engine::ApplyJson(std::string_view json) { return impl_->ApplyJson(json); }
-absl::StatusOr<std::vector<LedgerRow>> Engine::Ledger(absl::Time as_of) const { return impl_->Ledger(as_of); }
+absl::StatusOr<std::vector<LedgerRow>> Engine::Ledger(absl::Time as_of) const {
+  return impl_->Ledger(as_of);
+}
 absl::StatusOr<std::vector<NetRow>> Engine::NetLedger(absl::Time as_of) const {
   return impl_->NetLedger(as_of);
 }

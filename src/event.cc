@@ -34,7 +34,9 @@ struct Shape {
 constexpr std::string_view kIdentityFields[] = {"region", "device", "phone", "payment"};
 
 const Shape kShapes[] = {
-    {"join", EventType::kJoin, {"member", "at"},
+    {"join",
+     EventType::kJoin,
+     {"member", "at"},
      {"inviter", "region", "device", "phone", "payment"}},
     {"rebind", EventType::kRebind, {"member", "inviter", "at"}, {}},
     {"set_role", EventType::kSetRole, {"member", "role", "at"}, {"rank"}},
@@ -53,8 +55,7 @@ bool Contains(std::initializer_list<std::string_view> list, std::string_view key
 
 // Reads a string field; `null` counts as absent (returns ""), other
 // non-strings and over-long or empty ids are bad_event.
-absl::StatusOr<std::string> StringField(const Json& object, std::string_view key,
-                                        bool is_id) {
+absl::StatusOr<std::string> StringField(const Json& object, std::string_view key, bool is_id) {
   auto it = object.find(std::string(key));
   if (it == object.end() || it->is_null()) return std::string();
   if (!it->is_string()) {
@@ -66,8 +67,8 @@ absl::StatusOr<std::string> StringField(const Json& object, std::string_view key
     return BadEvent(absl::StrCat("field \"", std::string(key), "\" is empty"));
   }
   if (value.size() > kMaxIdBytes) {
-    return BadEvent(absl::StrCat("field \"", std::string(key), "\" is longer than ",
-                                 kMaxIdBytes, " bytes"));
+    return BadEvent(
+        absl::StrCat("field \"", std::string(key), "\" is longer than ", kMaxIdBytes, " bytes"));
   }
   return value;
 }
@@ -83,8 +84,8 @@ bool HasIsoShape(std::string_view t) {
     return true;
   };
   if (t.size() < 20 || !digits(0, 4) || t[4] != '-' || !digits(5, 2) || t[7] != '-' ||
-      !digits(8, 2) || t[10] != 'T' || !digits(11, 2) || t[13] != ':' ||
-      !digits(14, 2) || t[16] != ':' || !digits(17, 2)) {
+      !digits(8, 2) || t[10] != 'T' || !digits(11, 2) || t[13] != ':' || !digits(14, 2) ||
+      t[16] != ':' || !digits(17, 2)) {
     return false;
   }
   size_t i = 19;
@@ -94,8 +95,8 @@ bool HasIsoShape(std::string_view t) {
     if (i == start || i - start > 9) return false;
   }
   if (i < t.size() && t[i] == 'Z') return i + 1 == t.size();
-  return i + 6 == t.size() && (t[i] == '+' || t[i] == '-') && digits(i + 1, 2) &&
-         t[i + 3] == ':' && digits(i + 4, 2);
+  return i + 6 == t.size() && (t[i] == '+' || t[i] == '-') && digits(i + 1, 2) && t[i + 3] == ':' &&
+         digits(i + 4, 2);
 }
 
 }  // namespace
@@ -116,8 +117,7 @@ absl::StatusOr<absl::Time> ParseTimestamp(std::string_view text) {
                      absl::StrCat("\"", std::string(text),
                                   "\" is not ISO-8601 with an offset, e.g. "
                                   "2026-03-08T20:00:00+08:00",
-                                  error.empty() ? "" : " (", error,
-                                  error.empty() ? "" : ")"));
+                                  error.empty() ? "" : " (", error, error.empty() ? "" : ")"));
   }
   // Keep microseconds: finer detail has no meaning for commerce events.
   return absl::FromUnixMicros(absl::ToUnixMicros(t));
@@ -163,8 +163,8 @@ absl::StatusOr<Event> EventFromJson(const Json& object) {
   for (std::string_view key : shape->required) {
     auto it = object.find(std::string(key));
     if (it == object.end() || it->is_null()) {
-      return BadEvent(absl::StrCat("missing field \"", std::string(key), "\" in a ",
-                                   type, " event"));
+      return BadEvent(
+          absl::StrCat("missing field \"", std::string(key), "\" in a ", type, " event"));
     }
   }
 
@@ -203,9 +203,9 @@ absl::StatusOr<Event> EventFromJson(const Json& object) {
 
   const Json& at = object.at("at");
   if (!at.is_string()) {
-    return MakeError(absl::StatusCode::kInvalidArgument, "bad_time",
-                     absl::StrCat("field \"at\" must be a string, not ",
-                                  internal::DescribeJson(at)));
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, "bad_time",
+        absl::StrCat("field \"at\" must be a string, not ", internal::DescribeJson(at)));
   }
   REFPAY_ASSIGN_OR_RETURN(event.at, ParseTimestamp(at.get<std::string>()));
 

@@ -100,22 +100,21 @@ absl::StatusOr<Money> MoneyFromJson(const Json& value, std::string_view path) {
     return money;
   }
   if (value.is_number_integer()) {
-    const bool fits = !value.is_number_unsigned() ||
-                      value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX);
+    const bool fits =
+        !value.is_number_unsigned() || value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX);
     absl::StatusOr<Money> money =
         fits ? Money::FromYuan(value.get<int64_t>()) : absl::StatusOr<Money>();
     if (!fits || !money.ok()) {
       return MakeError(absl::StatusCode::kInvalidArgument, "bad_amount",
-                       absl::StrCat(View(path), ": ", value.dump(),
-                                    " yuan is too large"));
+                       absl::StrCat(View(path), ": ", value.dump(), " yuan is too large"));
     }
     return money;
   }
-  return MakeError(
-      absl::StatusCode::kInvalidArgument, "bad_amount",
-      absl::StrCat(View(path), ": money must be a string like \"199.00\" or an "
-                               "integer number of yuan, not ",
-                   DescribeJson(value)));
+  return MakeError(absl::StatusCode::kInvalidArgument, "bad_amount",
+                   absl::StrCat(View(path),
+                                ": money must be a string like \"199.00\" or an "
+                                "integer number of yuan, not ",
+                                DescribeJson(value)));
 }
 
 absl::StatusOr<Rate> RateFromJson(const Json& value, std::string_view path) {

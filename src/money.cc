@@ -20,21 +20,20 @@ absl::Status BadAmount(std::string_view text, const std::string& why) {
 }
 
 absl::Status BadRate(std::string_view text, const std::string& why) {
-  return MakeError(absl::StatusCode::kInvalidArgument, "bad_rate",
-                   absl::StrCat("\"", absl::string_view(text.data(), text.size()),
-                                "\" is not a rate: ", why));
+  return MakeError(
+      absl::StatusCode::kInvalidArgument, "bad_rate",
+      absl::StrCat("\"", absl::string_view(text.data(), text.size()), "\" is not a rate: ", why));
 }
 
 absl::Status Overflow(std::string_view what) {
-  return MakeError(absl::StatusCode::kOutOfRange, "overflow",
-                   absl::StrCat(absl::string_view(what.data(), what.size()),
-                                " overflows 64-bit fen"));
+  return MakeError(
+      absl::StatusCode::kOutOfRange, "overflow",
+      absl::StrCat(absl::string_view(what.data(), what.size()), " overflows 64-bit fen"));
 }
 
 // Parses "[digits][.digits]" into an integer scaled by 10^max_decimals.
 // Returns false with `why` set when the text is not of that shape.
-bool ParseScaledDecimal(std::string_view text, int max_decimals, Int128* out,
-                        std::string* why) {
+bool ParseScaledDecimal(std::string_view text, int max_decimals, Int128* out, std::string* why) {
   if (text.empty()) {
     *why = "empty";
     return false;
@@ -102,8 +101,7 @@ absl::StatusOr<RoundingMode> ParseRoundingMode(std::string_view text) {
   if (text == "half_even") return RoundingMode::kHalfEven;
   if (text == "down") return RoundingMode::kDown;
   return MakeError(absl::StatusCode::kInvalidArgument, "bad_value",
-                   absl::StrCat("unknown rounding \"",
-                                absl::string_view(text.data(), text.size()),
+                   absl::StrCat("unknown rounding \"", absl::string_view(text.data(), text.size()),
                                 "\" (expected half_up, half_even or down)"));
 }
 
@@ -119,16 +117,15 @@ const char* RoundingModeName(RoundingMode mode) {
   return "half_up";
 }
 
-absl::StatusOr<int64_t> DivideRounded(const Int128& numerator,
-                                      int64_t denominator, RoundingMode mode) {
+absl::StatusOr<int64_t> DivideRounded(const Int128& numerator, int64_t denominator,
+                                      RoundingMode mode) {
   // Round the magnitude, then restore the sign: every mode here is
   // symmetric about zero.
   const bool negative = numerator < 0;
   Int128 magnitude = negative ? Int128(-numerator) : numerator;
   Int128 q = RoundNonNegative(magnitude, denominator, mode);
   if (negative) q = -q;
-  if (q > std::numeric_limits<int64_t>::max() ||
-      q < std::numeric_limits<int64_t>::min()) {
+  if (q > std::numeric_limits<int64_t>::max() || q < std::numeric_limits<int64_t>::min()) {
     return Overflow("rounded amount");
   }
   return static_cast<int64_t>(q);
@@ -150,8 +147,7 @@ absl::StatusOr<Money> Money::Parse(std::string_view text) {
   std::string why;
   if (!ParseScaledDecimal(digits, 2, &fen, &why)) return BadAmount(text, why);
   if (negative) fen = -fen;
-  if (fen > std::numeric_limits<int64_t>::max() ||
-      fen < -std::numeric_limits<int64_t>::max()) {
+  if (fen > std::numeric_limits<int64_t>::max() || fen < -std::numeric_limits<int64_t>::max()) {
     return BadAmount(text, "too large (limit 92233720368547758.07)");
   }
   return Money(static_cast<int64_t>(fen));
@@ -161,11 +157,9 @@ std::string Money::ToString() const {
   // Work on the unsigned magnitude so INT64_MIN cannot overflow.
   const bool negative = fen_ < 0;
   const uint64_t magnitude =
-      negative ? uint64_t{0} - static_cast<uint64_t>(fen_)
-               : static_cast<uint64_t>(fen_);
+      negative ? uint64_t{0} - static_cast<uint64_t>(fen_) : static_cast<uint64_t>(fen_);
   const uint64_t cents = magnitude % 100;
-  return absl::StrCat(negative ? "-" : "", magnitude / 100, ".",
-                      cents < 10 ? "0" : "", cents);
+  return absl::StrCat(negative ? "-" : "", magnitude / 100, ".", cents < 10 ? "0" : "", cents);
 }
 
 absl::StatusOr<Money> CheckedAdd(Money a, Money b) {

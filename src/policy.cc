@@ -17,9 +17,9 @@ absl::StatusOr<Policy> FromDocument(const internal::Json& document) {
   Policy policy = internal::ReadPolicy(document, &findings);
   for (const LintFinding& finding : findings) {
     if (finding.severity != Severity::kError) continue;
-    return MakeError(absl::StatusCode::kInvalidArgument, finding.code,
-                     finding.path.empty() ? finding.message
-                                          : absl::StrCat(finding.path, ": ", finding.message));
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, finding.code,
+        finding.path.empty() ? finding.message : absl::StrCat(finding.path, ": ", finding.message));
   }
   return policy;
 }
@@ -27,10 +27,12 @@ absl::StatusOr<Policy> FromDocument(const internal::Json& document) {
 std::string BoundText(const Tier& tier) {
   std::vector<std::string> parts;
   if (tier.lower) {
-    parts.push_back(absl::StrCat(tier.lower_inclusive ? "from " : "above ", tier.lower->ToString()));
+    parts.push_back(
+        absl::StrCat(tier.lower_inclusive ? "from " : "above ", tier.lower->ToString()));
   }
   if (tier.upper) {
-    parts.push_back(absl::StrCat(tier.upper_inclusive ? "upto " : "below ", tier.upper->ToString()));
+    parts.push_back(
+        absl::StrCat(tier.upper_inclusive ? "upto " : "below ", tier.upper->ToString()));
   }
   return parts.empty() ? "all amounts" : absl::StrJoin(parts, " ");
 }

@@ -36,13 +36,13 @@ class Reader {
     Policy policy;
     if (!ExpectObject(doc, "")) return policy;
     CheckKeys(doc, "",
-              {"name", "currency", "timezone", "rounding", "self_purchase", "binding",
-               "levels", "eligible", "leader", "by_category", "caps", "settlement",
-               "invite_rewards", "promotions", "rank_bonus", "checks"});
+              {"name", "currency", "timezone", "rounding", "self_purchase", "binding", "levels",
+               "eligible", "leader", "by_category", "caps", "settlement", "invite_rewards",
+               "promotions", "rank_bonus", "checks"});
     if (auto v = String(doc, "name", "")) policy.name = *v;
     if (auto v = String(doc, "currency", "")) {
-      if (v->size() != 3 || !std::all_of(v->begin(), v->end(),
-                                         [](char c) { return c >= 'A' && c <= 'Z'; })) {
+      if (v->size() != 3 ||
+          !std::all_of(v->begin(), v->end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
         Error("bad_value", "currency", "a currency is three capital letters, e.g. \"CNY\"");
       } else {
         policy.currency = *v;
@@ -98,14 +98,13 @@ class Reader {
 
  private:
   void Error(std::string_view code, std::string_view path, std::string_view message) {
-    findings_->push_back({std::string(code), Severity::kError, std::string(path),
-                          std::string(message)});
+    findings_->push_back(
+        {std::string(code), Severity::kError, std::string(path), std::string(message)});
   }
 
   bool ExpectObject(const Json& value, std::string_view path) {
     if (value.is_object()) return true;
-    Error("bad_value", path,
-          absl::StrCat("expected a table/object, found ", DescribeJson(value)));
+    Error("bad_value", path, absl::StrCat("expected a table/object, found ", DescribeJson(value)));
     return false;
   }
 
@@ -182,15 +181,13 @@ class Reader {
     return *money;
   }
 
-  std::optional<Money> MoneyField(const Json& parent, std::string_view key,
-                                  std::string_view path) {
+  std::optional<Money> MoneyField(const Json& parent, std::string_view key, std::string_view path) {
     const Json* value = Find(parent, key);
     if (value == nullptr) return std::nullopt;
     return MoneyValue(*value, Join(path, key));
   }
 
-  std::optional<Rate> RateField(const Json& parent, std::string_view key,
-                                std::string_view path) {
+  std::optional<Rate> RateField(const Json& parent, std::string_view key, std::string_view path) {
     const Json* value = Find(parent, key);
     if (value == nullptr) return std::nullopt;
     absl::StatusOr<Rate> rate = RateFromJson(*value, Join(path, key));
@@ -229,8 +226,7 @@ class Reader {
     auto days = Int(*binding, "protection_days", "binding", 0);
     if (days) policy->protection_days = *days;
     if (policy->binding == Policy::BindingMode::kProtected && !days) {
-      Error("missing_key", "binding.protection_days",
-            "mode \"protected\" needs protection_days");
+      Error("missing_key", "binding.protection_days", "mode \"protected\" needs protection_days");
     }
   }
 
@@ -281,9 +277,9 @@ class Reader {
   }
 
   LeaderRule ReadLeader(const Json& doc, const std::string& path) {
-    CheckKeys(doc, path,
-              {"fixed", "rate", "tiers", "mode", "scheme", "ranks", "include_self",
-               "max_depth", "peer"});
+    CheckKeys(
+        doc, path,
+        {"fixed", "rate", "tiers", "mode", "scheme", "ranks", "include_self", "max_depth", "peer"});
     LeaderRule leader;
     leader.path = path;
     if (auto scheme = String(doc, "scheme", path)) {
@@ -293,8 +289,7 @@ class Reader {
         leader.scheme = LeaderRule::Scheme::kDifferential;
       } else {
         Error("bad_value", Join(path, "scheme"),
-              absl::StrCat("unknown scheme \"", *scheme,
-                           "\" (expected nearest or differential)"));
+              absl::StrCat("unknown scheme \"", *scheme, "\" (expected nearest or differential)"));
       }
     }
     if (auto v = Bool(doc, "include_self", path)) leader.include_self = *v;
@@ -303,7 +298,8 @@ class Reader {
       const std::string peer_path = Join(path, "peer");
       CheckKeys(*peer, peer_path, {"rate"});
       leader.peer = RateField(*peer, "rate", peer_path);
-      if (!peer->contains("rate")) Error("missing_key", Join(peer_path, "rate"), "peer needs a rate");
+      if (!peer->contains("rate"))
+        Error("missing_key", Join(peer_path, "rate"), "peer needs a rate");
     }
     if (leader.scheme == LeaderRule::Scheme::kNearest) {
       if (doc.contains("ranks")) {
@@ -335,8 +331,10 @@ class Reader {
       CheckKeys(rank_doc, rank_path, {"name", "rate"});
       auto name = String(rank_doc, "name", rank_path);
       auto rate = RateField(rank_doc, "rate", rank_path);
-      if (!rank_doc.contains("name")) Error("missing_key", Join(rank_path, "name"), "a rank needs a name");
-      if (!rank_doc.contains("rate")) Error("missing_key", Join(rank_path, "rate"), "a rank needs a rate");
+      if (!rank_doc.contains("name"))
+        Error("missing_key", Join(rank_path, "name"), "a rank needs a name");
+      if (!rank_doc.contains("rate"))
+        Error("missing_key", Join(rank_path, "rate"), "a rank needs a rate");
       if (!name || !rate) continue;
       for (const LeaderRule::Rank& earlier : leader.ranks) {
         if (earlier.name == *name) {
@@ -346,8 +344,8 @@ class Reader {
       }
       if (!leader.ranks.empty() && *rate <= leader.ranks.back().rate) {
         Error("rank_order", Join(rank_path, "rate"),
-              absl::StrCat("ranks go from lowest to highest: ", rate->ToString(),
-                           " is not above ", leader.ranks.back().rate.ToString()));
+              absl::StrCat("ranks go from lowest to highest: ", rate->ToString(), " is not above ",
+                           leader.ranks.back().rate.ToString()));
       }
       leader.ranks.push_back({*name, *rate});
     }
@@ -402,8 +400,8 @@ class Reader {
 
   bool ReadTiers(const Json& tiers, const std::string& path, AmountRule* rule) {
     if (!tiers.is_array() || tiers.empty()) {
-      Error("bad_value", path, absl::StrCat("expected a non-empty array of tiers, found ",
-                                            DescribeJson(tiers)));
+      Error("bad_value", path,
+            absl::StrCat("expected a non-empty array of tiers, found ", DescribeJson(tiers)));
       return false;
     }
     const size_t before = findings_->size();
@@ -487,11 +485,11 @@ class Reader {
         Error("tier_order", tier_path,
               absl::StrCat("tiers must be in increasing order: ", start_text,
                            " comes after a tier starting at ", previous.lower->ToString()));
-      } else if (start > end || (start == end && !previous.upper_inclusive &&
-                                 !tier.lower_inclusive)) {
+      } else if (start > end ||
+                 (start == end && !previous.upper_inclusive && !tier.lower_inclusive)) {
         Error("tier_gap", tier_path,
-              absl::StrCat("gap: ", Index(path, i - 1), " ends ", end_text, " but this tier starts ",
-                           start_text, " (write \"",
+              absl::StrCat("gap: ", Index(path, i - 1), " ends ", end_text,
+                           " but this tier starts ", start_text, " (write \"",
                            previous.upper_inclusive ? "above " : "from ", end.ToString(), "\")"));
       } else if (start < end || (previous.upper_inclusive && tier.lower_inclusive)) {
         Error("tier_overlap", tier_path,
@@ -531,15 +529,16 @@ class Reader {
         CheckKeys(step_doc, step_path, {"at", "reward"});
         auto at = Int(step_doc, "at", step_path, 1);
         auto reward = MoneyField(step_doc, "reward", step_path);
-        if (!step_doc.contains("at")) Error("missing_key", Join(step_path, "at"), "a step needs at");
+        if (!step_doc.contains("at"))
+          Error("missing_key", Join(step_path, "at"), "a step needs at");
         if (!step_doc.contains("reward")) {
           Error("missing_key", Join(step_path, "reward"), "a step needs a reward");
         }
         if (!at || !reward) continue;
         if (!rewards.steps.empty() && *at <= rewards.steps.back().at) {
           Error("bad_value", Join(step_path, "at"),
-                absl::StrCat("steps must be in increasing order of at: ", *at,
-                             " is not above ", rewards.steps.back().at));
+                absl::StrCat("steps must be in increasing order of at: ", *at, " is not above ",
+                             rewards.steps.back().at));
         }
         rewards.steps.push_back({*at, *reward});
       }
@@ -569,13 +568,16 @@ class Reader {
       CheckKeys(promotion_doc, path, {"grant", "when"});
       Promotion promotion;
       auto grant = String(promotion_doc, "grant", path);
-      if (!promotion_doc.contains("grant")) Error("missing_key", Join(path, "grant"), "a promotion needs grant");
+      if (!promotion_doc.contains("grant"))
+        Error("missing_key", Join(path, "grant"), "a promotion needs grant");
       if (grant) promotion.grant = *grant;
       const Json* when = Object(promotion_doc, "when", path);
-      if (!promotion_doc.contains("when")) Error("missing_key", Join(path, "when"), "a promotion needs when");
+      if (!promotion_doc.contains("when"))
+        Error("missing_key", Join(path, "when"), "a promotion needs when");
       if (when != nullptr) {
         const std::string when_path = Join(path, "when");
-        CheckKeys(*when, when_path, {"referred_orders", "referred_buyers", "window_days", "own_spend"});
+        CheckKeys(*when, when_path,
+                  {"referred_orders", "referred_buyers", "window_days", "own_spend"});
         promotion.referred_orders = Int(*when, "referred_orders", when_path, 1);
         promotion.referred_buyers = Int(*when, "referred_buyers", when_path, 1);
         promotion.window_days = Int(*when, "window_days", when_path, 1);
@@ -598,8 +600,8 @@ class Reader {
   std::optional<Action> ReadAction(const Json& value, const std::string& path, bool* off) {
     *off = false;
     if (!value.is_string()) {
-      Error("bad_value", path, absl::StrCat("expected deny, hold, flag or off, found ",
-                                            DescribeJson(value)));
+      Error("bad_value", path,
+            absl::StrCat("expected deny, hold, flag or off, found ", DescribeJson(value)));
       return std::nullopt;
     }
     const std::string text = value.get<std::string>();
@@ -617,8 +619,8 @@ class Reader {
 
   // A check is "off", an action string, or an object with its parameters
   // and an optional action (default hold). Returns the object or nullptr.
-  const Json* ReadCheck(const Json& checks, std::string_view name, bool* enabled,
-                        Action* action, std::initializer_list<const char*> params) {
+  const Json* ReadCheck(const Json& checks, std::string_view name, bool* enabled, Action* action,
+                        std::initializer_list<const char*> params) {
     const std::string path = Join("checks", name);
     const Json* check = Find(checks, name);
     if (check == nullptr) return nullptr;
@@ -628,8 +630,8 @@ class Reader {
       *enabled = !off && parsed.has_value();
       if (parsed) *action = *parsed;
       if (*enabled && params.size() != 0) {
-        Error("missing_key", path, absl::StrCat(std::string(name), " needs ",
-                                                absl::StrJoin(params, " and ")));
+        Error("missing_key", path,
+              absl::StrCat(std::string(name), " needs ", absl::StrJoin(params, " and ")));
         *enabled = false;
       }
       return nullptr;
@@ -671,28 +673,30 @@ class Reader {
       out.shared_identity = enabled ? std::optional<Action>(action) : std::nullopt;
     }
     action = Action::kHold;
-    if (const Json* c = ReadCheck(*checks, "split_orders", &enabled, &action,
-                                  {"max_orders", "window_minutes"});
+    if (const Json* c =
+            ReadCheck(*checks, "split_orders", &enabled, &action, {"max_orders", "window_minutes"});
         c != nullptr && enabled) {
       auto max_orders = Int(*c, "max_orders", "checks.split_orders", 1);
       auto window = Int(*c, "window_minutes", "checks.split_orders", 1);
-      if (max_orders && window) out.split_orders = Checks::SplitOrders{*max_orders, *window, action};
+      if (max_orders && window)
+        out.split_orders = Checks::SplitOrders{*max_orders, *window, action};
     }
     action = Action::kHold;
-    if (const Json* c = ReadCheck(*checks, "velocity", &enabled, &action,
-                                  {"max_invites", "window_hours"});
+    if (const Json* c =
+            ReadCheck(*checks, "velocity", &enabled, &action, {"max_invites", "window_hours"});
         c != nullptr && enabled) {
       auto max_invites = Int(*c, "max_invites", "checks.velocity", 0);
       auto window = Int(*c, "window_hours", "checks.velocity", 1);
       if (max_invites && window) out.velocity = Checks::Velocity{*max_invites, *window, action};
     }
     action = Action::kHold;
-    if (const Json* c = ReadCheck(*checks, "refund_rate", &enabled, &action,
-                                  {"min_orders", "max_share"});
+    if (const Json* c =
+            ReadCheck(*checks, "refund_rate", &enabled, &action, {"min_orders", "max_share"});
         c != nullptr && enabled) {
       auto min_orders = Int(*c, "min_orders", "checks.refund_rate", 1);
       auto max_share = RateField(*c, "max_share", "checks.refund_rate");
-      if (min_orders && max_share) out.refund_rate = Checks::RefundRate{*min_orders, *max_share, action};
+      if (min_orders && max_share)
+        out.refund_rate = Checks::RefundRate{*min_orders, *max_share, action};
     }
   }
 
@@ -774,10 +778,10 @@ absl::StatusOr<Json> TomlToJson(std::string_view text) {
     toml::table table = toml::parse(text);
     return NodeToJson(table);
   } catch (const toml::parse_error& error) {
-    return MakeError(absl::StatusCode::kInvalidArgument, "bad_toml",
-                     absl::StrCat("invalid TOML at line ", error.source().begin.line,
-                                  ", column ", error.source().begin.column, ": ",
-                                  std::string(error.description())));
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, "bad_toml",
+        absl::StrCat("invalid TOML at line ", error.source().begin.line, ", column ",
+                     error.source().begin.column, ": ", std::string(error.description())));
   }
 }
 
@@ -788,7 +792,7 @@ absl::StatusOr<Json> ParsePolicyText(std::string_view text, PolicyFormat format)
 
 PolicyFormat FormatOfPath(std::string_view path) {
   return path.size() >= 5 && path.substr(path.size() - 5) == ".toml" ? PolicyFormat::kToml
-                                                                    : PolicyFormat::kJson;
+                                                                     : PolicyFormat::kJson;
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {

@@ -10,11 +10,9 @@ namespace {
 constexpr char kReasonUrl[] = "type.refpay.dev/reason";
 }  // namespace
 
-absl::Status MakeError(absl::StatusCode code, std::string_view reason,
-                       std::string_view message) {
+absl::Status MakeError(absl::StatusCode code, std::string_view reason, std::string_view message) {
   absl::Status status(code, absl::string_view(message.data(), message.size()));
-  status.SetPayload(kReasonUrl,
-                    absl::Cord(absl::string_view(reason.data(), reason.size())));
+  status.SetPayload(kReasonUrl, absl::Cord(absl::string_view(reason.data(), reason.size())));
   return status;
 }
 

@@ -105,8 +105,8 @@ int CaseRun(const std::vector<std::string>& args) {
     std::cout << "event " << error.event << ": " << error.code << ": " << error.message << "\n";
   }
   for (const LintFinding& finding : outcome.lint) {
-    std::cout << SeverityName(finding.severity) << " " << finding.code << " " << finding.path << ": "
-              << finding.message << "\n";
+    std::cout << SeverityName(finding.severity) << " " << finding.code << " " << finding.path
+              << ": " << finding.message << "\n";
   }
   return 0;
 }

@@ -75,7 +75,8 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
       options.out = value;
     } else if (flag == "--as-of") {
       absl::StatusOr<absl::Time> t = ParseTimestamp(value);
-      if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("--as-of: ", t.status().message()));
+      if (!t.ok())
+        return absl::InvalidArgumentError(absl::StrCat("--as-of: ", t.status().message()));
       options.as_of = *t;
     } else {
       return absl::InvalidArgumentError(absl::StrCat("unknown option ", flag));
@@ -117,8 +118,8 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ReadCsv(const std::string&
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
     const size_t got = static_cast<size_t>(in.gcount());
     if (csv_parse(&parser, buffer.data(), got, on_field, on_row, &collector) != got) {
-      status = absl::InvalidArgumentError(absl::StrCat(path, " (near row ", collector.rows.size() + 1,
-                                                       "): ", csv_strerror(csv_error(&parser))));
+      status = absl::InvalidArgumentError(absl::StrCat(
+          path, " (near row ", collector.rows.size() + 1, "): ", csv_strerror(csv_error(&parser))));
       break;
     }
   }
@@ -164,8 +165,10 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
   };
   if (!options.members.empty()) {
     REFPAY_ASSIGN_OR_RETURN(auto rows, ReadCsv(options.members));
-    if (rows.empty()) return absl::InvalidArgumentError(absl::StrCat(options.members, ": empty file"));
-    REFPAY_ASSIGN_OR_RETURN(auto columns, Columns(rows[0], {"member", "joined_at"}, options.members));
+    if (rows.empty())
+      return absl::InvalidArgumentError(absl::StrCat(options.members, ": empty file"));
+    REFPAY_ASSIGN_OR_RETURN(auto columns,
+                            Columns(rows[0], {"member", "joined_at"}, options.members));
     for (size_t r = 1; r < rows.size(); ++r) {
       const auto& row = rows[r];
       const int64_t line = static_cast<int64_t>(r + 1);
@@ -177,7 +180,8 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
         continue;
       }
       if (!time_of(cell(row, columns, "joined_at"), options.members, line, &join.at)) continue;
-      if (std::string inviter = cell(row, columns, "inviter"); !inviter.empty()) join.inviter = inviter;
+      if (std::string inviter = cell(row, columns, "inviter"); !inviter.empty())
+        join.inviter = inviter;
       join.identity = {cell(row, columns, "region"), cell(row, columns, "device"),
                        cell(row, columns, "phone"), cell(row, columns, "payment")};
       events.push_back({join, options.members, line});
@@ -194,7 +198,8 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
   }
   REFPAY_ASSIGN_OR_RETURN(auto rows, ReadCsv(options.orders));
   if (rows.empty()) return absl::InvalidArgumentError(absl::StrCat(options.orders, ": empty file"));
-  REFPAY_ASSIGN_OR_RETURN(auto columns, Columns(rows[0], {"id", "buyer", "amount", "at"}, options.orders));
+  REFPAY_ASSIGN_OR_RETURN(auto columns,
+                          Columns(rows[0], {"id", "buyer", "amount", "at"}, options.orders));
   for (size_t r = 1; r < rows.size(); ++r) {
     const auto& row = rows[r];
     const int64_t line = static_cast<int64_t>(r + 1);
@@ -208,18 +213,21 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
     }
     absl::StatusOr<Money> amount = Money::Parse(cell(row, columns, "amount"));
     if (!amount.ok()) {
-      rejected->push_back({options.orders, line, "bad_amount", std::string(amount.status().message())});
+      rejected->push_back(
+          {options.orders, line, "bad_amount", std::string(amount.status().message())});
       continue;
     }
     order.amount = *amount;
     if (!time_of(cell(row, columns, "at"), options.orders, line, &order.at)) continue;
-    if (std::string category = cell(row, columns, "category"); !category.empty()) order.category = category;
+    if (std::string category = cell(row, columns, "category"); !category.empty())
+      order.category = category;
     events.push_back({order, options.orders, line});
     if (std::string confirmed = cell(row, columns, "confirmed_at"); !confirmed.empty()) {
       Event confirm;
       confirm.type = EventType::kConfirm;
       confirm.order = order.order;
-      if (time_of(confirmed, options.orders, line, &confirm.at)) events.push_back({confirm, options.orders, line});
+      if (time_of(confirmed, options.orders, line, &confirm.at))
+        events.push_back({confirm, options.orders, line});
     }
     if (std::string refund_amount = cell(row, columns, "refund_amount"); !refund_amount.empty()) {
       Event refund;
@@ -227,7 +235,8 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
       refund.order = order.order;
       absl::StatusOr<Money> money = Money::Parse(refund_amount);
       if (!money.ok()) {
-        rejected->push_back({options.orders, line, "bad_amount", std::string(money.status().message())});
+        rejected->push_back(
+            {options.orders, line, "bad_amount", std::string(money.status().message())});
         continue;
       }
       refund.amount = *money;
@@ -236,8 +245,9 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
       }
     }
   }
-  std::stable_sort(events.begin(), events.end(),
-                   [](const SourcedEvent& a, const SourcedEvent& b) { return a.event.at < b.event.at; });
+  std::stable_sort(events.begin(), events.end(), [](const SourcedEvent& a, const SourcedEvent& b) {
+    return a.event.at < b.event.at;
+  });
   return events;
 }
 
@@ -258,7 +268,8 @@ absl::Status WriteAtomically(const std::filesystem::path& path, const std::strin
   const std::filesystem::path temporary = path.string() + ".tmp";
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out) return absl::PermissionDeniedError(absl::StrCat(temporary.string(), ": cannot write"));
+    if (!out)
+      return absl::PermissionDeniedError(absl::StrCat(temporary.string(), ": cannot write"));
     out << content;
     out.flush();
     if (!out) return absl::DataLossError(absl::StrCat(temporary.string(), ": write failed"));
@@ -285,9 +296,10 @@ std::string RightAligned(const std::string& text, size_t width) {
 // Builds summary.txt: totals per kind and status, top earners, flags, lint.
 absl::StatusOr<std::string> Summary(const Engine& engine, const std::vector<LedgerRow>& ledger,
                                     const std::vector<BalanceRow>& balances,
-                                    const std::vector<Flag>& flags, const std::vector<Rejection>& rejected,
-                                    const std::vector<LintFinding>& lint, int64_t applied, double seconds,
-                                    absl::Time as_of) {
+                                    const std::vector<Flag>& flags,
+                                    const std::vector<Rejection>& rejected,
+                                    const std::vector<LintFinding>& lint, int64_t applied,
+                                    double seconds, absl::Time as_of) {
   constexpr EntryStatus kStatuses[] = {EntryStatus::kPending, EntryStatus::kFrozen,
                                        EntryStatus::kAvailable, EntryStatus::kHeld};
   std::map<std::string, std::array<Money, 5>> by_kind;  // 4 statuses + total
@@ -329,7 +341,8 @@ absl::StatusOr<std::string> Summary(const Engine& engine, const std::vector<Ledg
                    [](const auto& a, const auto& b) { return a.second > b.second; });
   out << "\ntop earners\n";
   for (size_t i = 0; i < std::min<size_t>(10, earners.size()); ++i) {
-    out << "  " << Padded(earners[i].first, 20) << RightAligned(earners[i].second.ToString(), 16) << "\n";
+    out << "  " << Padded(earners[i].first, 20) << RightAligned(earners[i].second.ToString(), 16)
+        << "\n";
   }
   std::map<std::string, int64_t> by_check;
   for (const Flag& flag : flags) ++by_check[flag.check];
@@ -345,13 +358,14 @@ absl::StatusOr<std::string> Summary(const Engine& engine, const std::vector<Ledg
   out << "\nlint\n";
   if (lint.empty()) out << "  no findings\n";
   for (const LintFinding& f : lint) {
-    out << "  " << SeverityName(f.severity) << " " << f.code << " " << (f.path.empty() ? "(policy)" : f.path)
-        << ": " << f.message << "\n";
+    out << "  " << SeverityName(f.severity) << " " << f.code << " "
+        << (f.path.empty() ? "(policy)" : f.path) << ": " << f.message << "\n";
   }
   return out.str();
 }
 
-absl::Status WriteOutputs(const Options& options, const Engine& engine, const std::vector<Rejection>& rejected,
+absl::Status WriteOutputs(const Options& options, const Engine& engine,
+                          const std::vector<Rejection>& rejected,
                           const std::vector<LintFinding>& lint, int64_t applied, double seconds) {
   std::optional<absl::Time> last = engine.last_event_time();
   const absl::Time as_of = options.as_of.value_or(last.value_or(absl::UnixEpoch()));
@@ -366,8 +380,8 @@ absl::Status WriteOutputs(const Options& options, const Engine& engine, const st
 
   std::string text = "order,member,kind,amount,status,action,clawback,at,explanation\n";
   for (const LedgerRow& row : ledger) {
-    absl::StrAppend(&text, CsvField(row.order.value_or("")), ",", CsvField(row.member), ",", row.kind, ",",
-                    row.amount.ToString(), ",", EntryStatusName(row.status), ",",
+    absl::StrAppend(&text, CsvField(row.order.value_or("")), ",", CsvField(row.member), ",",
+                    row.kind, ",", row.amount.ToString(), ",", EntryStatusName(row.status), ",",
                     row.action ? ActionName(*row.action) : "", ",", row.clawback ? "yes" : "", ",",
                     FormatTimestamp(row.at, zone), ",", CsvField(row.explanation), "\n");
   }
@@ -375,24 +389,27 @@ absl::Status WriteOutputs(const Options& options, const Engine& engine, const st
 
   text = "member,status,amount\n";
   for (const BalanceRow& row : balances) {
-    absl::StrAppend(&text, CsvField(row.member), ",", EntryStatusName(row.status), ",", row.amount.ToString(), "\n");
+    absl::StrAppend(&text, CsvField(row.member), ",", EntryStatusName(row.status), ",",
+                    row.amount.ToString(), "\n");
   }
   REFPAY_RETURN_IF_ERROR(WriteAtomically(dir / "balances.csv", text));
 
   text = "check,member,order\n";
   for (const Flag& flag : flags) {
-    absl::StrAppend(&text, flag.check, ",", CsvField(flag.member), ",", CsvField(flag.order.value_or("")), "\n");
+    absl::StrAppend(&text, flag.check, ",", CsvField(flag.member), ",",
+                    CsvField(flag.order.value_or("")), "\n");
   }
   REFPAY_RETURN_IF_ERROR(WriteAtomically(dir / "flags.csv", text));
 
   text = "source,line,code,message\n";
   for (const Rejection& r : rejected) {
-    absl::StrAppend(&text, CsvField(r.source), ",", r.line, ",", r.code, ",", CsvField(r.message), "\n");
+    absl::StrAppend(&text, CsvField(r.source), ",", r.line, ",", r.code, ",", CsvField(r.message),
+                    "\n");
   }
   REFPAY_RETURN_IF_ERROR(WriteAtomically(dir / "errors.csv", text));
 
-  REFPAY_ASSIGN_OR_RETURN(std::string summary,
-                          Summary(engine, ledger, balances, flags, rejected, lint, applied, seconds, as_of));
+  REFPAY_ASSIGN_OR_RETURN(std::string summary, Summary(engine, ledger, balances, flags, rejected,
+                                                       lint, applied, seconds, as_of));
   REFPAY_RETURN_IF_ERROR(WriteAtomically(dir / "summary.txt", summary));
   if (!options.quiet) std::cout << summary;
   return absl::OkStatus();
@@ -408,7 +425,8 @@ int Settle(const std::vector<std::string>& args) {
   }
   absl::StatusOr<Policy> policy = Policy::FromFile(options->policy);
   if (!policy.ok()) {
-    std::cerr << "refpay settle: " << ErrorCodeOf(policy.status()) << ": " << policy.status().message() << "\n";
+    std::cerr << "refpay settle: " << ErrorCodeOf(policy.status()) << ": "
+              << policy.status().message() << "\n";
     return 2;
   }
   const std::vector<LintFinding> lint = LintPolicy(*policy);
@@ -455,7 +473,8 @@ int Settle(const std::vector<std::string>& args) {
       }
     }
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!options->quiet && rejected.size() > 20) {
     std::cerr << "… " << rejected.size() - 20 << " more rejected lines in errors.csv\n";
   }

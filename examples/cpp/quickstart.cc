@@ -13,12 +13,13 @@ int main() {
     return 1;
   }
   refpay::Engine engine(*std::move(policy));
-  for (const char* event : {
-           R"({"type":"join","member":"A","at":"2026-03-01T09:00:00+08:00"})",
-           R"({"type":"join","member":"B","inviter":"A","at":"2026-03-01T09:00:00+08:00"})",
-           R"({"type":"join","member":"C","inviter":"B","at":"2026-03-01T09:00:00+08:00"})",
-           R"({"type":"set_role","member":"A","role":"leader","at":"2026-03-01T09:00:00+08:00"})",
-           R"({"type":"order","id":"o1","buyer":"C","amount":"100","at":"2026-03-02T10:00:00+08:00"})"}) {
+  for (
+      const char* event :
+      {R"({"type":"join","member":"A","at":"2026-03-01T09:00:00+08:00"})",
+       R"({"type":"join","member":"B","inviter":"A","at":"2026-03-01T09:00:00+08:00"})",
+       R"({"type":"join","member":"C","inviter":"B","at":"2026-03-01T09:00:00+08:00"})",
+       R"({"type":"set_role","member":"A","role":"leader","at":"2026-03-01T09:00:00+08:00"})",
+       R"({"type":"order","id":"o1","buyer":"C","amount":"100","at":"2026-03-02T10:00:00+08:00"})"}) {
     if (absl::Status s = engine.ApplyJson(event); !s.ok()) {
       std::cerr << refpay::ErrorCodeOf(s) << ": " << s.message() << "\n";
     }

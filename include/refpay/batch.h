@@ -40,10 +40,10 @@ inline constexpr int64_t kNoTime = std::numeric_limits<int64_t>::min();
 // row.
 struct BatchMembers {
   std::vector<std::string> ids;
-  std::vector<int32_t> inviter;    // row of the inviter, -1 for none
-  std::vector<int64_t> joined_at;  // Unix microseconds
-  std::vector<std::string> role;   // optional; "" = none
-  std::vector<std::string> rank;   // optional, with role
+  std::vector<int32_t> inviter;                             // row of the inviter, -1 for none
+  std::vector<int64_t> joined_at;                           // Unix microseconds
+  std::vector<std::string> role;                            // optional; "" = none
+  std::vector<std::string> rank;                            // optional, with role
   std::vector<std::string> region, device, phone, payment;  // optional
 };
 
@@ -51,13 +51,13 @@ struct BatchMembers {
 // confirmation and one refund.
 struct BatchOrders {
   std::vector<std::string> ids;
-  std::vector<int32_t> buyer;        // row in BatchMembers
-  std::vector<int64_t> amount;       // fen
-  std::vector<int64_t> at;           // Unix microseconds
-  std::vector<std::string> category;       // optional
-  std::vector<int64_t> confirmed_at;       // optional; kNoTime = not confirmed
-  std::vector<int64_t> refund_amount;      // optional fen; 0 = no refund
-  std::vector<int64_t> refunded_at;        // with refund_amount
+  std::vector<int32_t> buyer;          // row in BatchMembers
+  std::vector<int64_t> amount;         // fen
+  std::vector<int64_t> at;             // Unix microseconds
+  std::vector<std::string> category;   // optional
+  std::vector<int64_t> confirmed_at;   // optional; kNoTime = not confirmed
+  std::vector<int64_t> refund_amount;  // optional fen; 0 = no refund
+  std::vector<int64_t> refunded_at;    // with refund_amount
 };
 
 // refpay::BatchError is a rejected row: which table, which row, why.

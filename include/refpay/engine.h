@@ -47,14 +47,14 @@ struct MemberTotals {
 // `kind` is "level1"… as in LedgerRow, stored once per distinct value in
 // `kind_names`.
 struct LedgerColumns {
-  std::vector<int32_t> order;   // -1 for invite rewards
+  std::vector<int32_t> order;  // -1 for invite rewards
   std::vector<int32_t> member;
-  std::vector<uint8_t> kind;    // index into kind_names
-  std::vector<int64_t> amount;  // fen; negative for a clawback
+  std::vector<uint8_t> kind;         // index into kind_names
+  std::vector<int64_t> amount;       // fen; negative for a clawback
   std::vector<int64_t> rule_amount;  // fen the rule gave before checks and caps
-  std::vector<uint8_t> status;  // EntryStatus
-  std::vector<uint8_t> action;  // 0 none, else Action
-  std::vector<uint8_t> clawback;  // 1 for a clawback row
+  std::vector<uint8_t> status;       // EntryStatus
+  std::vector<uint8_t> action;       // 0 none, else Action
+  std::vector<uint8_t> clawback;     // 1 for a clawback row
   std::vector<std::string> kind_names;
 };
 

@@ -34,8 +34,8 @@ const char* EntryStatusName(EntryStatus status);
 struct LedgerRow {
   std::optional<std::string> order;  // absent for invite rewards
   std::string member;
-  std::string kind;         // "level1", "leader", "peer", "rank_bonus", "invite_reward"
-  Money amount;             // this row's amount (negative for a clawback)
+  std::string kind;  // "level1", "leader", "peer", "rank_bonus", "invite_reward"
+  Money amount;      // this row's amount (negative for a clawback)
   EntryStatus status = EntryStatus::kPending;
   std::optional<Action> action;  // the strongest check that hit it, if any
   bool clawback = false;

@@ -30,7 +30,7 @@ const char* SeverityName(Severity severity);
 
 // refpay::LintFinding is one problem found in a policy.
 struct LintFinding {
-  std::string code;     // "tier_gap", "paid_depth", …
+  std::string code;  // "tier_gap", "paid_depth", …
   Severity severity = Severity::kError;
   std::string path;     // "levels[0].tiers[1]"; "" for the whole policy
   std::string message;  // what is wrong and what to write instead

@@ -53,8 +53,8 @@ const char* RoundingModeName(RoundingMode mode);
 // refpay::DivideRounded() returns numerator / denominator rounded with
 // `mode`; `denominator` must be positive. Fails with OutOfRange if the
 // result does not fit in int64.
-absl::StatusOr<int64_t> DivideRounded(const Int128& numerator,
-                                      int64_t denominator, RoundingMode mode);
+absl::StatusOr<int64_t> DivideRounded(const Int128& numerator, int64_t denominator,
+                                      RoundingMode mode);
 
 // refpay::Money is an exact amount of money in fen.
 class Money {
@@ -121,9 +121,7 @@ class Rate {
 
 // refpay::ExactProduct() is base × rate in units of fen·ppm (1e-8 yuan),
 // computed exactly.
-inline Int128 ExactProduct(Money base, Rate rate) {
-  return Int128(base.fen()) * rate.ppm();
-}
+inline Int128 ExactProduct(Money base, Rate rate) { return Int128(base.fen()) * rate.ppm(); }
 
 // refpay::ApplyRate() returns base × rate rounded to fen with `mode`. It
 // cannot overflow: a rate is at most 100%.

@@ -30,11 +30,11 @@ namespace refpay {
 
 // refpay::Tier is one row of a tier table. Bounds are on the order's base.
 struct Tier {
-  std::optional<Money> lower;  // absent on the first tier: from 0
-  bool lower_inclusive = true;  // `from` (≥) or `above` (>)
-  std::optional<Money> upper;  // absent on the last tier: no bound
+  std::optional<Money> lower;    // absent on the first tier: from 0
+  bool lower_inclusive = true;   // `from` (≥) or `above` (>)
+  std::optional<Money> upper;    // absent on the last tier: no bound
   bool upper_inclusive = false;  // `upto` (≤) or `below` (<)
-  std::optional<Rate> rate;    // exactly one of rate and fixed
+  std::optional<Rate> rate;      // exactly one of rate and fixed
   std::optional<Money> fixed;
 
   // refpay::Tier::Contains() says whether `base` falls in this tier.
@@ -49,9 +49,9 @@ enum class TierMode { kWhole, kMarginal };
 // refpay::RuleAmount is what an AmountRule computed, with what it needs to
 // explain itself.
 struct RuleAmount {
-  Money amount;        // rounded to fen
-  Int128 exact;        // before rounding, in fen·ppm
-  int tier = -1;       // the deciding tier in whole mode, else -1
+  Money amount;   // rounded to fen
+  Int128 exact;   // before rounding, in fen·ppm
+  int tier = -1;  // the deciding tier in whole mode, else -1
 };
 
 // refpay::AmountRule is exactly one of {fixed}, {rate} or {tiers} (§3.1).
@@ -92,11 +92,11 @@ struct LeaderRule {
     Rate rate;
   };
   Scheme scheme = Scheme::kNearest;
-  AmountRule amount;              // nearest scheme
-  std::vector<Rank> ranks;        // differential scheme, lowest first
+  AmountRule amount;        // nearest scheme
+  std::vector<Rank> ranks;  // differential scheme, lowest first
   bool include_self = false;
-  std::optional<int> max_depth;   // ancestors searched; absent = unlimited
-  std::optional<Rate> peer;       // 平级奖
+  std::optional<int> max_depth;  // ancestors searched; absent = unlimited
+  std::optional<Rate> peer;      // 平级奖
   std::string path;
 };
 

@@ -24,8 +24,7 @@ namespace refpay {
 
 // refpay::MakeError() returns a status with canonical `code`, the reason
 // token `reason` (a SPEC error code such as "cycle") and `message`.
-absl::Status MakeError(absl::StatusCode code, std::string_view reason,
-                       std::string_view message);
+absl::Status MakeError(absl::StatusCode code, std::string_view reason, std::string_view message);
 
 // refpay::ErrorCodeOf() returns the reason token of `status`, or "" for OK
 // and for statuses refpay did not make.
@@ -37,20 +36,18 @@ std::string ErrorCodeOf(const absl::Status& status);
 #define REFPAY_STATUS_CONCAT_(a, b) REFPAY_STATUS_CONCAT_INNER_(a, b)
 
 // REFPAY_RETURN_IF_ERROR(expr) returns the status of `expr` if it is not OK.
-#define REFPAY_RETURN_IF_ERROR(expr)                     \
-  do {                                                   \
-    if (absl::Status refpay_status_ = (expr);            \
-        !refpay_status_.ok()) {                          \
-      return refpay_status_;                             \
-    }                                                    \
+#define REFPAY_RETURN_IF_ERROR(expr)                                  \
+  do {                                                                \
+    if (absl::Status refpay_status_ = (expr); !refpay_status_.ok()) { \
+      return refpay_status_;                                          \
+    }                                                                 \
   } while (false)
 
 // REFPAY_ASSIGN_OR_RETURN(lhs, expr) evaluates the StatusOr `expr`; on error
 // returns its status, otherwise assigns (moves) the value to `lhs`, which may
 // be a declaration such as `auto x` or `const Policy& p`.
-#define REFPAY_ASSIGN_OR_RETURN(lhs, expr)                                  \
-  REFPAY_ASSIGN_OR_RETURN_IMPL_(                                            \
-      REFPAY_STATUS_CONCAT_(refpay_statusor_, __LINE__), lhs, expr)
+#define REFPAY_ASSIGN_OR_RETURN(lhs, expr) \
+  REFPAY_ASSIGN_OR_RETURN_IMPL_(REFPAY_STATUS_CONCAT_(refpay_statusor_, __LINE__), lhs, expr)
 #define REFPAY_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
   auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \

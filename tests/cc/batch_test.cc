@@ -19,8 +19,8 @@ constexpr char kPolicy[] = R"({"levels": [{"rate": "10%"}, {"rate": "5%"}],
     "settlement": {"hold_days": 3}})";
 
 std::string Row(const NetRow& row) {
-  return absl::StrCat(row.order.value_or("-"), " ", row.member, " ", row.kind, " ", row.amount.ToString(),
-                      " ", EntryStatusName(row.status));
+  return absl::StrCat(row.order.value_or("-"), " ", row.member, " ", row.kind, " ",
+                      row.amount.ToString(), " ", EntryStatusName(row.status));
 }
 
 TEST(BatchTest, AgreesWithTheEventPath) {
@@ -98,7 +98,8 @@ TEST(BatchTest, AgreesWithTheEventPath) {
   }
   events.insert(events.end(), confirms.begin(), confirms.end());
   events.insert(events.end(), refunds.begin(), refunds.end());
-  std::stable_sort(events.begin(), events.end(), [](const Timed& a, const Timed& b) { return a.at < b.at; });
+  std::stable_sort(events.begin(), events.end(),
+                   [](const Timed& a, const Timed& b) { return a.at < b.at; });
   for (const Timed& e : events) ASSERT_THAT(engine.Apply(e.event), IsOk());
 
   const absl::Time as_of = absl::FromUnixMicros(t0 + int64_t{10} * 86'400'000'000);

@@ -66,7 +66,10 @@ TEST(CaseTest, OutcomeJsonHasTheExpectShape) {
   absl::StatusOr<CaseResult> result = RunWithExpect("{}");
   ASSERT_THAT(result, IsOk());
   const std::string json = result->outcome.ToJson(-1);
-  EXPECT_THAT(json, HasSubstr(R"("ledger":[{"order":"o1","member":"A","kind":"level2","amount":"10.00","status":"pending"})"));
+  EXPECT_THAT(
+      json,
+      HasSubstr(
+          R"("ledger":[{"order":"o1","member":"A","kind":"level2","amount":"10.00","status":"pending"})"));
   EXPECT_THAT(json, HasSubstr(R"("balances":{"A":{"pending":"10.00"},"B":{"pending":"10.00"}})"));
   EXPECT_THAT(json, HasSubstr(R"("errors":[{"event":4,"code":"unknown_member"}])"));
 }

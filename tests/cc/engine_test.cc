@@ -26,7 +26,8 @@ Engine MakeEngine(const char* policy_json) {
   return Engine(*std::move(policy));
 }
 
-std::string Join(const char* member, const char* inviter, const char* at = "2026-03-01T09:00:00+08:00") {
+std::string Join(const char* member, const char* inviter,
+                 const char* at = "2026-03-01T09:00:00+08:00") {
   return absl::StrCat(R"({"type":"join","member":")", member, "\"",
                       inviter == nullptr ? "" : absl::StrCat(R"(,"inviter":")", inviter, "\""),
                       R"(,"at":")", at, "\"}");
@@ -43,7 +44,8 @@ std::string State(const Engine& engine) {
   std::string out = absl::StrCat(engine.member_count(), "/", engine.order_count(), "\n");
   for (const LedgerRow& row : *rows) {
     absl::StrAppend(&out, row.order.value_or("-"), " ", row.member, " ", row.kind, " ",
-                    row.amount.ToString(), " ", EntryStatusName(row.status), " ", row.explanation, "\n");
+                    row.amount.ToString(), " ", EntryStatusName(row.status), " ", row.explanation,
+                    "\n");
   }
   for (const Flag& f : engine.Flags()) absl::StrAppend(&out, f.check, " ", f.member, "\n");
   return out;
@@ -73,13 +75,17 @@ TEST_F(EngineTest, RejectedEventsChangeNothing) {
       {Order("o2", "C", "1.001", "2026-03-03T00:00:00+08:00"), "bad_amount"},
       {Order("o2", "nobody", "5", "2026-03-03T00:00:00+08:00"), "unknown_member"},
       {Order("o2", "C", "5", "2026-03-01T00:00:00+08:00"), "out_of_order"},
-      {R"({"type":"refund","order":"o1","amount":"100.01","at":"2026-03-03T00:00:00+08:00"})", "over_refund"},
+      {R"({"type":"refund","order":"o1","amount":"100.01","at":"2026-03-03T00:00:00+08:00"})",
+       "over_refund"},
       {R"({"type":"refund","order":"o9","at":"2026-03-03T00:00:00+08:00"})", "unknown_order"},
       {R"({"type":"confirm","order":"o9","at":"2026-03-03T00:00:00+08:00"})", "unknown_order"},
-      {R"({"type":"rebind","member":"C","inviter":"A","at":"2026-03-03T00:00:00+08:00"})", "rebind_forbidden"},
-      {R"({"type":"order","id":"o2","buyer":"C","amount":"5","at":"2026-03-03 10:00"})", "bad_time"},
+      {R"({"type":"rebind","member":"C","inviter":"A","at":"2026-03-03T00:00:00+08:00"})",
+       "rebind_forbidden"},
+      {R"({"type":"order","id":"o2","buyer":"C","amount":"5","at":"2026-03-03 10:00"})",
+       "bad_time"},
       {R"({"type":"order","id":"o2","buyer":"C","amount":"5"})", "bad_event"},
-      {R"({"type":"order","id":"o2","buyer":"C","amount":"5","at":"2026-03-03T00:00:00+08:00","x":1})", "bad_event"},
+      {R"({"type":"order","id":"o2","buyer":"C","amount":"5","at":"2026-03-03T00:00:00+08:00","x":1})",
+       "bad_event"},
       {R"({"type":"launch","at":"2026-03-03T00:00:00+08:00"})", "bad_event"},
       {R"(not json)", "bad_event"},
   };
@@ -91,11 +97,14 @@ TEST_F(EngineTest, RejectedEventsChangeNothing) {
 
 TEST_F(EngineTest, CyclesAreRejectedOnceRebindIsAllowed) {
   const char* late = "2026-04-05T00:00:00+08:00";
-  EXPECT_THAT(engine_.ApplyJson(absl::StrCat(R"({"type":"rebind","member":"A","inviter":"C","at":")", late, "\"}")),
+  EXPECT_THAT(engine_.ApplyJson(absl::StrCat(
+                  R"({"type":"rebind","member":"A","inviter":"C","at":")", late, "\"}")),
               HasReason("cycle"));
-  EXPECT_THAT(engine_.ApplyJson(absl::StrCat(R"({"type":"rebind","member":"A","inviter":"A","at":")", late, "\"}")),
+  EXPECT_THAT(engine_.ApplyJson(absl::StrCat(
+                  R"({"type":"rebind","member":"A","inviter":"A","at":")", late, "\"}")),
               HasReason("cycle"));
-  EXPECT_THAT(engine_.ApplyJson(absl::StrCat(R"({"type":"rebind","member":"C","inviter":"A","at":")", late, "\"}")),
+  EXPECT_THAT(engine_.ApplyJson(absl::StrCat(
+                  R"({"type":"rebind","member":"C","inviter":"A","at":")", late, "\"}")),
               IsOk());
 }
 
@@ -106,18 +115,23 @@ TEST_F(EngineTest, EventIdsMakeRedeliverySafe) {
   const std::string after = State(engine_);
   EXPECT_THAT(engine_.ApplyJson(event), HasReason("duplicate_event"));
   // Same content spelled differently is the same event.
-  EXPECT_THAT(engine_.ApplyJson(
-                  R"({"event_id":"e1","type":"order","id":"o2","buyer":"C","amount":"50.00","at":"2026-03-02T16:00:00Z"})"),
-              HasReason("duplicate_event"));
-  EXPECT_THAT(engine_.ApplyJson(
-                  R"({"type":"order","id":"o2","buyer":"C","amount":"51","at":"2026-03-03T00:00:00+08:00","event_id":"e1"})"),
+  EXPECT_THAT(
+      engine_.ApplyJson(
+          R"({"event_id":"e1","type":"order","id":"o2","buyer":"C","amount":"50.00","at":"2026-03-02T16:00:00Z"})"),
+      HasReason("duplicate_event"));
+  EXPECT_THAT(
+      engine_.ApplyJson(
+          R"({"type":"order","id":"o2","buyer":"C","amount":"51","at":"2026-03-03T00:00:00+08:00","event_id":"e1"})"),
+      HasReason("conflicting_event"));
+  EXPECT_THAT(engine_.ApplyJson(R"({"type":"order","event_id":"e1"})"),
               HasReason("conflicting_event"));
-  EXPECT_THAT(engine_.ApplyJson(R"({"type":"order","event_id":"e1"})"), HasReason("conflicting_event"));
   EXPECT_EQ(State(engine_), after);
 }
 
 TEST_F(EngineTest, StatusesFollowTheLifecycle) {
-  ASSERT_THAT(engine_.ApplyJson(R"({"type":"confirm","order":"o1","at":"2026-03-03T10:00:00+08:00"})"), IsOk());
+  ASSERT_THAT(
+      engine_.ApplyJson(R"({"type":"confirm","order":"o1","at":"2026-03-03T10:00:00+08:00"})"),
+      IsOk());
   auto status_at = [&](const char* as_of) {
     return engine_.NetLedger(At(as_of)).value().front().status;
   };
@@ -128,15 +142,19 @@ TEST_F(EngineTest, StatusesFollowTheLifecycle) {
 }
 
 TEST_F(EngineTest, RefundAfterAvailabilityClawsBack) {
-  ASSERT_THAT(engine_.ApplyJson(R"({"type":"confirm","order":"o1","at":"2026-03-03T10:00:00+08:00"})"), IsOk());
-  ASSERT_THAT(engine_.ApplyJson(
-                  R"({"type":"refund","order":"o1","amount":"40","at":"2026-03-20T10:00:00+08:00"})"),
-              IsOk());
+  ASSERT_THAT(
+      engine_.ApplyJson(R"({"type":"confirm","order":"o1","at":"2026-03-03T10:00:00+08:00"})"),
+      IsOk());
+  ASSERT_THAT(
+      engine_.ApplyJson(
+          R"({"type":"refund","order":"o1","amount":"40","at":"2026-03-20T10:00:00+08:00"})"),
+      IsOk());
   const absl::Time as_of = At("2026-03-21T00:00:00+08:00");
   const std::vector<LedgerRow> ledger = *engine_.Ledger(as_of);
   std::vector<std::string> rows;
   for (const LedgerRow& row : ledger) {
-    rows.push_back(absl::StrCat(row.member, " ", row.kind, " ", row.amount.ToString(), row.clawback ? " clawback" : ""));
+    rows.push_back(absl::StrCat(row.member, " ", row.kind, " ", row.amount.ToString(),
+                                row.clawback ? " clawback" : ""));
   }
   EXPECT_THAT(rows, ElementsAre("B level1 10.00", "A level2 5.00", "B level1 -4.00 clawback",
                                 "A level2 -2.00 clawback"));
@@ -145,10 +163,13 @@ TEST_F(EngineTest, RefundAfterAvailabilityClawsBack) {
   EXPECT_EQ(net[0].member, "A");
   EXPECT_EQ(net[0].amount.ToString(), "3.00");
   EXPECT_EQ(net[1].amount.ToString(), "6.00");
-  EXPECT_THAT(engine_.ApplyJson(R"({"type":"refund","order":"o1","at":"2026-03-21T00:00:00+08:00"})"), IsOk());
+  EXPECT_THAT(
+      engine_.ApplyJson(R"({"type":"refund","order":"o1","at":"2026-03-21T00:00:00+08:00"})"),
+      IsOk());
   EXPECT_TRUE(engine_.NetLedger(as_of)->empty());
-  EXPECT_THAT(engine_.ApplyJson(R"({"type":"refund","order":"o1","at":"2026-03-21T00:00:00+08:00"})"),
-              HasReason("over_refund"));
+  EXPECT_THAT(
+      engine_.ApplyJson(R"({"type":"refund","order":"o1","at":"2026-03-21T00:00:00+08:00"})"),
+      HasReason("over_refund"));
 }
 
 TEST_F(EngineTest, TotalsAgreeWithBalances) {
@@ -185,9 +206,12 @@ TEST(EngineDifferentialTest, PaysRateDifferencesAndPeer) {
   const char* t = "2026-03-01T09:00:00+08:00";
   for (const std::string& e :
        {Join("G", nullptr), Join("S2", "G"), Join("S1", "S2"), Join("U", "S1"),
-        absl::StrCat(R"({"type":"set_role","member":"G","role":"leader","rank":"gold","at":")", t, "\"}"),
-        absl::StrCat(R"({"type":"set_role","member":"S2","role":"leader","rank":"silver","at":")", t, "\"}"),
-        absl::StrCat(R"({"type":"set_role","member":"S1","role":"leader","rank":"silver","at":")", t, "\"}"),
+        absl::StrCat(R"({"type":"set_role","member":"G","role":"leader","rank":"gold","at":")", t,
+                     "\"}"),
+        absl::StrCat(R"({"type":"set_role","member":"S2","role":"leader","rank":"silver","at":")",
+                     t, "\"}"),
+        absl::StrCat(R"({"type":"set_role","member":"S1","role":"leader","rank":"silver","at":")",
+                     t, "\"}"),
         Order("o1", "U", "1000", "2026-03-02T10:00:00+08:00")}) {
     ASSERT_THAT(engine.ApplyJson(e), IsOk()) << e;
   }
@@ -203,7 +227,8 @@ TEST(EngineDifferentialTest, PaysRateDifferencesAndPeer) {
 
 TEST(EngineDeterminismTest, SameEventsSameOutput) {
   auto run = [] {
-    Engine engine = MakeEngine(R"({"levels": [{"rate": "7%"}, {"rate": "3%"}], "leader": {"rate": "2%"},
+    Engine engine =
+        MakeEngine(R"({"levels": [{"rate": "7%"}, {"rate": "3%"}], "leader": {"rate": "2%"},
                                    "caps": {"member_month": "50.00", "budget": "80.00"}})");
     std::vector<std::string> events = {Join("R", nullptr)};
     for (int i = 0; i < 60; ++i) {
@@ -211,11 +236,13 @@ TEST(EngineDeterminismTest, SameEventsSameOutput) {
       const std::string parent = i == 0 ? "R" : absl::StrCat("m", (i * 7) % i);
       events.push_back(Join(id.c_str(), parent.c_str()));
     }
-    events.push_back(R"({"type":"set_role","member":"m3","role":"leader","at":"2026-03-01T09:00:00+08:00"})");
+    events.push_back(
+        R"({"type":"set_role","member":"m3","role":"leader","at":"2026-03-01T09:00:00+08:00"})");
     for (int i = 0; i < 200; ++i) {
       const std::string id = absl::StrCat("o", i), buyer = absl::StrCat("m", (i * 13) % 60);
       const std::string amount = absl::StrCat(17 + i * 3, ".", i % 100 < 10 ? "0" : "", i % 100);
-      events.push_back(Order(id.c_str(), buyer.c_str(), amount.c_str(), "2026-03-02T10:00:00+08:00"));
+      events.push_back(
+          Order(id.c_str(), buyer.c_str(), amount.c_str(), "2026-03-02T10:00:00+08:00"));
     }
     for (const std::string& e : events) EXPECT_THAT(engine.ApplyJson(e), IsOk()) << e;
     return State(engine);
@@ -234,13 +261,17 @@ namespace {
 
 TEST(EngineRefundTest, FullRefundZeroesFixedAmountsToo) {
   Engine engine = MakeEngine(R"({"levels": [{"fixed": "50.00"}]})");
-  for (const std::string& e : {Join("A", nullptr), Join("B", "A"), Order("o1", "B", "100", "2026-03-02T10:00:00+08:00"),
-                               std::string(R"({"type":"refund","order":"o1","amount":"60","at":"2026-03-02T11:00:00+08:00"})")}) {
+  for (const std::string& e :
+       {Join("A", nullptr), Join("B", "A"), Order("o1", "B", "100", "2026-03-02T10:00:00+08:00"),
+        std::string(
+            R"({"type":"refund","order":"o1","amount":"60","at":"2026-03-02T11:00:00+08:00"})")}) {
     ASSERT_THAT(engine.ApplyJson(e), IsOk());
   }
   // A partial refund never changes a fixed amount; the full refund zeroes it.
   EXPECT_EQ(engine.NetLedger(At("2026-03-03T00:00:00+08:00"))->at(0).amount.ToString(), "50.00");
-  ASSERT_THAT(engine.ApplyJson(R"({"type":"refund","order":"o1","at":"2026-03-02T12:00:00+08:00"})"), IsOk());
+  ASSERT_THAT(
+      engine.ApplyJson(R"({"type":"refund","order":"o1","at":"2026-03-02T12:00:00+08:00"})"),
+      IsOk());
   EXPECT_TRUE(engine.NetLedger(At("2026-03-03T00:00:00+08:00"))->empty());
 }
 

@@ -54,7 +54,8 @@ std::vector<std::string> RandomStream(std::mt19937_64& random, int events) {
   auto pick = [&](int n) { return static_cast<int>(random() % static_cast<uint64_t>(n)); };
   auto at = [&] {
     t += pick(4) == 0 ? 0 : pick(20000);
-    return absl::StrCat(R"("at":")", FormatTimestamp(absl::FromUnixSeconds(t), absl::FixedTimeZone(8 * 3600)),
+    return absl::StrCat(R"("at":")",
+                        FormatTimestamp(absl::FromUnixSeconds(t), absl::FixedTimeZone(8 * 3600)),
                         "\"");
   };
   const char* roles[] = {"leader", "silver", "gold", "distributor"};
@@ -69,27 +70,32 @@ std::vector<std::string> RandomStream(std::mt19937_64& random, int events) {
       ++members;
     } else if (kind <= 6) {
       out.push_back(absl::StrCat(R"({"type":")", pick(4) == 0 ? "unset_role" : "set_role",
-                                 R"(","member":"m)", pick(members), R"(","role":")", roles[pick(4)], "\",", at(),
-                                 "}"));
+                                 R"(","member":"m)", pick(members), R"(","role":")", roles[pick(4)],
+                                 "\",", at(), "}"));
     } else if (kind == 7) {
-      out.push_back(absl::StrCat(R"({"type":"rebind","member":"m)", pick(members), R"(","inviter":"m)",
-                                 pick(members), "\",", at(), "}"));
+      out.push_back(absl::StrCat(R"({"type":"rebind","member":"m)", pick(members),
+                                 R"(","inviter":"m)", pick(members), "\",", at(), "}"));
     } else if (kind <= 13) {
-      out.push_back(absl::StrCat(R"({"type":"order","id":"o)", orders, R"(","buyer":"m)", pick(members),
-                                 R"(","amount":")", 1 + pick(90000) / 100, ".", 10 + pick(90), "\"",
-                                 pick(3) == 0 ? R"(,"category":"course")" : "", ",", at(), "}"));
+      out.push_back(absl::StrCat(R"({"type":"order","id":"o)", orders, R"(","buyer":"m)",
+                                 pick(members), R"(","amount":")", 1 + pick(90000) / 100, ".",
+                                 10 + pick(90), "\"", pick(3) == 0 ? R"(,"category":"course")" : "",
+                                 ",", at(), "}"));
       ++orders;
     } else if (kind <= 15 && orders > 0) {
-      out.push_back(absl::StrCat(R"({"type":"confirm","order":"o)", pick(orders), "\",", at(), "}"));
+      out.push_back(
+          absl::StrCat(R"({"type":"confirm","order":"o)", pick(orders), "\",", at(), "}"));
     } else if (kind <= 17 && orders > 0) {
-      const std::string amount = pick(2) == 0 ? "" : absl::StrCat(R"(,"amount":")", 1 + pick(300), "\"");
-      out.push_back(absl::StrCat(R"({"type":"refund","order":"o)", pick(orders), "\"", amount, ",", at(), "}"));
+      const std::string amount =
+          pick(2) == 0 ? "" : absl::StrCat(R"(,"amount":")", 1 + pick(300), "\"");
+      out.push_back(absl::StrCat(R"({"type":"refund","order":"o)", pick(orders), "\"", amount, ",",
+                                 at(), "}"));
     } else if (kind == 18) {
       // Deliberately bad: unknown ids, out of order, malformed amounts.
-      const char* bad[] = {R"({"type":"order","id":"x","buyer":"nobody","amount":"5","at":"2026-03-01T09:00:00+08:00"})",
-                           R"({"type":"order","id":"o0","buyer":"m0","amount":"5","at":"2030-01-01T00:00:00+08:00"})",
-                           R"({"type":"refund","order":"o0","amount":"0.001","at":"2030-01-01T00:00:00+08:00"})",
-                           R"({"type":"join","member":"m0","at":"2030-01-01T00:00:00+08:00"})"};
+      const char* bad[] = {
+          R"({"type":"order","id":"x","buyer":"nobody","amount":"5","at":"2026-03-01T09:00:00+08:00"})",
+          R"({"type":"order","id":"o0","buyer":"m0","amount":"5","at":"2030-01-01T00:00:00+08:00"})",
+          R"({"type":"refund","order":"o0","amount":"0.001","at":"2030-01-01T00:00:00+08:00"})",
+          R"({"type":"join","member":"m0","at":"2030-01-01T00:00:00+08:00"})"};
       out.push_back(bad[pick(4)]);
     }
   }
@@ -98,7 +104,8 @@ std::vector<std::string> RandomStream(std::mt19937_64& random, int events) {
 
 std::string Fingerprint(const Engine& engine, absl::Time as_of) {
   const std::vector<LedgerRow> rows = *engine.Ledger(as_of);
-  std::string out = absl::StrCat(engine.member_count(), "/", engine.order_count(), "/", engine.Flags().size());
+  std::string out =
+      absl::StrCat(engine.member_count(), "/", engine.order_count(), "/", engine.Flags().size());
   for (const LedgerRow& row : rows) {
     absl::StrAppend(&out, "|", row.order.value_or("-"), row.member, row.kind, row.amount.ToString(),
                     EntryStatusName(row.status), row.explanation);
@@ -129,7 +136,8 @@ TEST(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
   for (int stream = 0; stream < Streams(); ++stream) {
     const char* policy_json = kPolicies[stream % std::size(kPolicies)];
     const Policy policy = *Policy::FromJson(policy_json);
-    const std::vector<std::string> events = RandomStream(random, 60 + static_cast<int>(random() % 120));
+    const std::vector<std::string> events =
+        RandomStream(random, 60 + static_cast<int>(random() % 120));
     Engine engine(policy);
     std::map<std::string, int64_t> order_amount, refunded;
     for (const std::string& event : events) {
@@ -146,8 +154,9 @@ TEST(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
       ASSERT_THAT(parsed, IsOk());
       if (parsed->type == EventType::kOrder) order_amount[parsed->order] = parsed->amount->fen();
       if (parsed->type == EventType::kRefund) {
-        refunded[parsed->order] += parsed->amount ? parsed->amount->fen()
-                                                  : order_amount[parsed->order] - refunded[parsed->order];
+        refunded[parsed->order] += parsed->amount
+                                       ? parsed->amount->fen()
+                                       : order_amount[parsed->order] - refunded[parsed->order];
         // A refund never raises what an order pays.
         const std::map<std::string, int64_t> sums_after = PerOrder(engine, far);
         const auto it = sums_after.find(parsed->order);
@@ -164,7 +173,9 @@ TEST(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
         ASSERT_EQ(paid, 0) << "fully refunded " << order << " still pays";
       }
       if (policy.cap_order_total) {
-        ASSERT_LE(paid, ApplyRate(Money::FromFen(base), *policy.cap_order_total, RoundingMode::kDown).fen())
+        ASSERT_LE(
+            paid,
+            ApplyRate(Money::FromFen(base), *policy.cap_order_total, RoundingMode::kDown).fen())
             << "order_total exceeded on " << order;
       }
     }
@@ -175,7 +186,8 @@ TEST(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
     for (const NetRow& row : net_rows) net += row.amount.fen();
     for (const BalanceRow& row : balance_rows) balances += row.amount.fen();
     const MemberTotals t = *engine.Totals(far);
-    for (size_t m = 0; m < t.pending.size(); ++m) totals += t.pending[m] + t.frozen[m] + t.available[m] + t.held[m];
+    for (size_t m = 0; m < t.pending.size(); ++m)
+      totals += t.pending[m] + t.frozen[m] + t.available[m] + t.held[m];
     ASSERT_EQ(net, balances);
     ASSERT_EQ(net, totals);
     if (policy.cap_budget) {

@@ -20,8 +20,13 @@ struct ParseCase {
 };
 
 TEST(MoneyTest, ParsesDecimalStrings) {
-  for (const ParseCase& c : {ParseCase{"199.00", 19900}, {"50", 5000}, {"0.5", 50}, {"0.05", 5},
-                             {"-5", -500}, {"0", 0}, {"007.10", 710},
+  for (const ParseCase& c : {ParseCase{"199.00", 19900},
+                             {"50", 5000},
+                             {"0.5", 50},
+                             {"0.05", 5},
+                             {"-5", -500},
+                             {"0", 0},
+                             {"007.10", 710},
                              {"92233720368547758.07", INT64_MAX}}) {
     absl::StatusOr<Money> money = Money::Parse(c.text);
     ASSERT_THAT(money, IsOk()) << c.text;
@@ -84,8 +89,13 @@ TEST(RoundingTest, TruthTableOfTheHeader) {
     int64_t tenths;
     int64_t half_up, half_even, down;
   };
-  for (const Row& r : {Row{25, 3, 2, 2}, {35, 4, 4, 3}, {-25, -3, -2, -2}, {24, 2, 2, 2},
-                       {26, 3, 3, 2}, {5, 1, 0, 0}, {-5, -1, 0, 0}}) {
+  for (const Row& r : {Row{25, 3, 2, 2},
+                       {35, 4, 4, 3},
+                       {-25, -3, -2, -2},
+                       {24, 2, 2, 2},
+                       {26, 3, 3, 2},
+                       {5, 1, 0, 0},
+                       {-5, -1, 0, 0}}) {
     EXPECT_EQ(*DivideRounded(r.tenths, 10, RoundingMode::kHalfUp), r.half_up) << r.tenths;
     EXPECT_EQ(*DivideRounded(r.tenths, 10, RoundingMode::kHalfEven), r.half_even) << r.tenths;
     EXPECT_EQ(*DivideRounded(r.tenths, 10, RoundingMode::kDown), r.down) << r.tenths;

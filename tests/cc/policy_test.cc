@@ -32,13 +32,15 @@ TEST(PolicyTest, DefaultsFollowTheSpec) {
 }
 
 TEST(PolicyTest, UnknownKeysNameTheirPath) {
-  absl::StatusOr<Policy> second = Policy::FromJson(R"({"levels": [{"rate": "4%"}, {"rat": "2%"}]})");
+  absl::StatusOr<Policy> second =
+      Policy::FromJson(R"({"levels": [{"rate": "4%"}, {"rat": "2%"}]})");
   EXPECT_THAT(second, HasReason("unknown_key"));
   EXPECT_THAT(second, MessageHas("levels[1].rat: unknown key"));
   absl::StatusOr<Policy> typo = Policy::FromJson(R"({"levels": [{"rate": "4%", "rat": "2%"}]})");
   EXPECT_THAT(typo, HasReason("unknown_key"));
   EXPECT_THAT(typo, MessageHas("levels[0].rat"));
-  EXPECT_THAT(Policy::FromJson(R"({"caps": {"order_totl": "30%"}})"), MessageHas("caps.order_totl"));
+  EXPECT_THAT(Policy::FromJson(R"({"caps": {"order_totl": "30%"}})"),
+              MessageHas("caps.order_totl"));
   EXPECT_THAT(Policy::FromJson(R"({"lvels": []})"), HasReason("unknown_key"));
 }
 
@@ -116,8 +118,9 @@ TEST(TierLayoutTest, GapsOverlapsAndOrderNameTheTier) {
        R"([{"below":"3000","rate":"4%"},{"from":"3000","below":"2000","rate":"5%"},{"from":"2000","rate":"6%"}])",
        "tier_order", "tiers[1]"},
       {"open middle", R"([{"rate":"4%"},{"from":"3000","rate":"5%"}])", "tier_overlap", "tiers[0]"},
-      {"bounded last", R"([{"below":"3000","rate":"4%"},{"from":"3000","below":"5000","rate":"5%"}])",
-       "tier_gap", "tiers[1]"},
+      {"bounded last",
+       R"([{"below":"3000","rate":"4%"},{"from":"3000","below":"5000","rate":"5%"}])", "tier_gap",
+       "tiers[1]"},
       {"first starts late", R"([{"from":"100","rate":"4%"}])", "tier_gap", "tiers[0]"},
       {"both lower bounds", R"([{"from":"0","above":"0","rate":"4%"}])", "bad_rule", "tiers[0]"},
       {"rate and fixed", R"([{"rate":"4%","fixed":"1"}])", "bad_rule", "tiers[0]"},
@@ -204,8 +207,10 @@ TEST(PolicyTest, ChecksAcceptOffAndActions) {
   EXPECT_FALSE(policy->checks.shared_identity.has_value());
   EXPECT_EQ(policy->checks.split_orders->action, Action::kDeny);
   EXPECT_EQ(policy->checks.refund_rate->action, Action::kHold);
-  EXPECT_THAT(Policy::FromJson(R"({"checks": {"split_orders": "hold"}})"), HasReason("missing_key"));
-  EXPECT_THAT(Policy::FromJson(R"({"checks": {"shared_identity": "block"}})"), HasReason("bad_value"));
+  EXPECT_THAT(Policy::FromJson(R"({"checks": {"split_orders": "hold"}})"),
+              HasReason("missing_key"));
+  EXPECT_THAT(Policy::FromJson(R"({"checks": {"shared_identity": "block"}})"),
+              HasReason("bad_value"));
 }
 
 TEST(PolicyTest, RanksMustRiseAndBeKnown) {
@@ -216,8 +221,10 @@ TEST(PolicyTest, RanksMustRiseAndBeKnown) {
       "ranks": [{"name": "gold", "rate": "5%"}]},
       "levels": [{"rate": "10%", "by_rank": {"glod": {"rate": "12%"}}}]})"),
               HasReason("unknown_rank"));
-  EXPECT_THAT(Policy::FromJson(R"({"leader": {"scheme": "differential"}})"), HasReason("missing_key"));
-  EXPECT_THAT(Policy::FromJson(R"({"leader": {"rate": "5%", "ranks": []}})"), HasReason("bad_rule"));
+  EXPECT_THAT(Policy::FromJson(R"({"leader": {"scheme": "differential"}})"),
+              HasReason("missing_key"));
+  EXPECT_THAT(Policy::FromJson(R"({"leader": {"rate": "5%", "ranks": []}})"),
+              HasReason("bad_rule"));
 }
 
 TEST(PolicyTest, OtherFieldErrors) {

@@ -36,8 +36,8 @@ MATCHER_P(StatusIs, code, "has status code " + absl::StatusCodeToString(code)) {
 
 MATCHER_P(HasReason, reason, "fails with reason " + std::string(reason)) {
   const absl::Status& status = GetStatus(arg);
-  *result_listener << "status is " << status.ToString() << " with reason \""
-                   << ErrorCodeOf(status) << "\"";
+  *result_listener << "status is " << status.ToString() << " with reason \"" << ErrorCodeOf(status)
+                   << "\"";
   return !status.ok() && ErrorCodeOf(status) == reason;
 }
 

@@ -47,7 +47,7 @@ TEST(MemberTreeTest, CacheMatchesAWalkUnderRandomChanges) {
     const int action = n < 10 ? 0 : static_cast<int>(random() % 10);
     if (action < 5) {
       tree.Add(n == 0 || random() % 20 == 0 ? MemberIndex::None()
-                                             : MemberIndex(static_cast<int32_t>(random() % n)));
+                                            : MemberIndex(static_cast<int32_t>(random() % n)));
     } else if (action < 8) {
       const MemberIndex m(static_cast<int32_t>(random() % n));
       tree.SetLeader(m, !tree.IsLeader(m));
