@@ -11,12 +11,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "boost/crc.hpp"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "absl_compat.h"
 #include "event_json.h"
+#include "bytes.h"
 #include "id_index.h"
 #include "json_util.h"
 #include "refpay/checks.h"
@@ -114,6 +116,8 @@ const char* FlagKindName(FlagKind kind) {
 }
 
 class Engine::Impl {
+  friend class Engine;  // Snapshot and Restore reach Save and Load
+
  public:
   explicit Impl(Policy policy) : policy_(std::move(policy)) { Plan(); }
 
@@ -1270,6 +1274,307 @@ class Engine::Impl {
     return absl::OkStatus();
   }
 
+
+  // ---- Snapshot (see Engine::Snapshot for the format). -------------------
+
+  template <typename K, typename V, typename Put>
+  static void PutSortedMap(internal::ByteWriter& w, const absl::flat_hash_map<K, V>& map, Put put) {
+    std::vector<std::pair<K, V>> items(map.begin(), map.end());
+    std::sort(items.begin(), items.end());  // never emit hash order
+    w.Put<uint64_t>(items.size());
+    for (const auto& item : items) put(item);
+  }
+
+  void Save(internal::ByteWriter& w) const {
+    w.PutString(policy_.document);
+    w.PutStrings(role_names_);
+    // Members.
+    w.PutStrings(member_ids_.ids());
+    std::vector<int32_t> parents;
+    std::vector<uint8_t> leaders;
+    for (int32_t m = 0; m < tree_.size(); ++m) {
+      parents.push_back(tree_.Parent(MemberIndex(m)).value());
+      leaders.push_back(tree_.IsLeader(MemberIndex(m)) ? 1 : 0);
+    }
+    w.PutVector(parents);
+    w.PutVector(leaders);
+    w.PutVector(roles_);
+    w.PutVector(explicit_rank_);
+    w.PutVector(region_);
+    for (const IdentityKey& key : identity_) {
+      w.Put(key.device);
+      w.Put(key.phone);
+      w.Put(key.payment);
+    }
+    for (const auto& values : identity_values_) {
+      PutSortedMap(w, values, [&](const auto& item) {
+        w.PutString(item.first);
+        w.Put(item.second);
+      });
+    }
+    w.PutVector(bound_at_);
+    w.PutVector(last_order_);
+    w.PutVector(last_referred_);
+    w.PutVector(own_spend_);
+    w.PutVector(level1_orders_);
+    w.PutVector(level1_refunded_);
+    w.PutVector(valid_invites_);
+    w.PutVector(velocity_hit_);
+    w.PutVector(last_arrival_);
+    w.Put<uint64_t>(arrivals_.size());
+    for (const Arrival& a : arrivals_) {
+      w.Put(a.at);
+      w.Put(a.prev);
+    }
+    w.PutVector(live_referred_orders_);
+    w.PutVector(live_referred_buyers_);
+    PutSortedMap(w, live_orders_by_pair_, [&](const auto& item) {
+      w.Put(item.first);
+      w.Put(item.second);
+    });
+    // Orders and the ledger.
+    w.PutStrings(order_ids_.ids());
+    for (const OrderRecord& o : orders_) {
+      for (int64_t v : {o.at, o.confirmed_at, o.amount, o.refunded}) w.Put(v);
+      for (int32_t v : {o.buyer, o.referrer, o.level1, o.first_entry, o.prev_by_buyer, o.prev_referred}) {
+        w.Put(v);
+      }
+      w.Put(o.entry_count);
+      w.Put(o.rule_set);
+    }
+    w.Put<uint64_t>(entries_.size());
+    for (const Entry& e : entries_) {
+      for (int64_t v : {e.raw, e.paid, e.amount}) w.Put(v);
+      for (int32_t v : {e.order, e.member, e.rule}) w.Put(v);
+      for (uint8_t v : {static_cast<uint8_t>(e.kind), e.level, e.action, e.cuts, e.checks}) w.Put(v);
+    }
+    w.Put<uint64_t>(clawbacks_.size());
+    for (const Clawback& c : clawbacks_) {
+      w.Put(c.entry);
+      w.Put(c.amount);
+      w.Put(c.at);
+    }
+    PutSortedMap(w, clawed_, [&](const auto& item) {
+      w.Put(item.first);
+      w.Put(item.second);
+    });
+    PutSortedMap(w, reward_time_, [&](const auto& item) {
+      w.Put(item.first);
+      w.Put(item.second);
+    });
+    PutSortedMap(w, refunds_, [&](const auto& item) {
+      w.Put(item.first);
+      w.Put<uint64_t>(item.second.size());
+      for (const auto& [at, amount] : item.second) {
+        w.Put(at);
+        w.Put(amount);
+      }
+    });
+    w.Put<uint64_t>(flags_.size());
+    for (const FlagRecord& f : flags_) {
+      w.Put(static_cast<uint8_t>(f.kind));
+      w.Put(f.member);
+      w.Put(f.order);
+    }
+    std::vector<uint64_t> seen(run_flags_seen_.begin(), run_flags_seen_.end());
+    std::sort(seen.begin(), seen.end());
+    w.PutVector(seen);
+    // Caps and run state.
+    PutSortedMap(w, month_used_, [&](const auto& item) {
+      w.Put(item.first);
+      w.Put(item.second);
+    });
+    w.Put(budget_used_);
+    w.Put(rewards_paid_);
+    PutSortedMap(w, event_ids_, [&](const auto& item) {
+      w.PutString(item.first);
+      w.PutString(item.second);
+    });
+    w.Put(last_at_);
+  }
+
+  // Reads what Save wrote into this freshly planned engine; any shortfall
+  // or inconsistency is a bad_snapshot error and leaves nothing half-read
+  // visible (the caller discards this engine).
+  absl::Status Load(internal::ByteReader& r) {
+    auto bad = [](std::string_view what) {
+      return MakeError(absl::StatusCode::kDataLoss, "bad_snapshot",
+                       absl::StrCat("snapshot is corrupt or truncated: ", std::string(what)));
+    };
+    std::vector<std::string> roles;
+    if (!r.GetStrings(&roles)) return bad("role names");
+    if (roles.size() < role_names_.size() || roles.size() > kMaxRoles ||
+        !std::equal(role_names_.begin(), role_names_.end(), roles.begin())) {
+      return bad("role names do not match the policy");
+    }
+    for (size_t i = role_names_.size(); i < roles.size(); ++i) RoleBit(roles[i]);
+
+    std::vector<std::string> ids;
+    std::vector<int32_t> parents;
+    std::vector<uint8_t> leaders;
+    if (!r.GetStrings(&ids) || !r.GetVector(&parents) || !r.GetVector(&leaders)) return bad("members");
+    const size_t n = ids.size();
+    if (parents.size() != n || !MemberTree::FromParents(parents, leaders, &tree_)) {
+      return bad("member tree");
+    }
+    for (std::string& id : ids) {
+      if (member_ids_.Contains(id)) return bad("duplicate member id");
+      member_ids_.Add(std::move(id));
+    }
+    if (!r.GetVector(&roles_) || !r.GetVector(&explicit_rank_) || !r.GetVector(&region_) ||
+        roles_.size() != n || explicit_rank_.size() != n || region_.size() != n) {
+      return bad("member roles");
+    }
+    identity_.resize(n);
+    for (IdentityKey& key : identity_) {
+      if (!r.Get(&key.device) || !r.Get(&key.phone) || !r.Get(&key.payment)) return bad("identity");
+    }
+    for (auto& values : identity_values_) {
+      uint64_t count = 0;
+      if (!r.GetCount(&count, 12)) return bad("identity values");
+      for (uint64_t i = 0; i < count; ++i) {
+        std::string value;
+        int32_t code = 0;
+        if (!r.GetString(&value) || !r.Get(&code)) return bad("identity values");
+        values.emplace(std::move(value), code);
+      }
+    }
+    auto column = [&](auto* values, bool used) {
+      return r.GetVector(values) && values->size() == (used ? n : 0);
+    };
+    if (!column(&bound_at_, uses_.binding_time) || !column(&last_order_, uses_.buyer_orders) ||
+        !column(&last_referred_, uses_.referred_orders) || !column(&own_spend_, uses_.own_spend) ||
+        !column(&level1_orders_, uses_.level1_stats) || !column(&level1_refunded_, uses_.level1_stats) ||
+        !column(&valid_invites_, uses_.invites) || !column(&velocity_hit_, uses_.arrivals) ||
+        !column(&last_arrival_, uses_.arrivals)) {
+      return bad("member columns");
+    }
+    uint64_t count = 0;
+    if (!r.GetCount(&count, 12)) return bad("arrivals");
+    arrivals_.resize(count);
+    for (Arrival& a : arrivals_) {
+      if (!r.Get(&a.at) || !r.Get(&a.prev)) return bad("arrivals");
+    }
+    if (!column(&live_referred_orders_, uses_.referred_orders) ||
+        !column(&live_referred_buyers_, uses_.referred_orders) || !r.GetCount(&count, 12)) {
+      return bad("referred counts");
+    }
+    for (uint64_t i = 0; i < count; ++i) {
+      uint64_t key = 0;
+      int32_t value = 0;
+      if (!r.Get(&key) || !r.Get(&value)) return bad("referred counts");
+      live_orders_by_pair_.emplace(key, value);
+    }
+
+    std::vector<std::string> order_ids;
+    if (!r.GetStrings(&order_ids)) return bad("orders");
+    orders_.resize(order_ids.size());
+    for (std::string& id : order_ids) {
+      if (order_ids_.Contains(id)) return bad("duplicate order id");
+      order_ids_.Add(std::move(id));
+    }
+    for (OrderRecord& o : orders_) {
+      if (!r.Get(&o.at) || !r.Get(&o.confirmed_at) || !r.Get(&o.amount) || !r.Get(&o.refunded) ||
+          !r.Get(&o.buyer) || !r.Get(&o.referrer) || !r.Get(&o.level1) || !r.Get(&o.first_entry) ||
+          !r.Get(&o.prev_by_buyer) || !r.Get(&o.prev_referred) || !r.Get(&o.entry_count) ||
+          !r.Get(&o.rule_set)) {
+        return bad("order records");
+      }
+      if (o.buyer < 0 || o.buyer >= static_cast<int64_t>(n) || o.rule_set < 0 ||
+          o.rule_set >= static_cast<int64_t>(plans_.size()) || o.refunded < 0 || o.refunded > o.amount) {
+        return bad("order record out of range");
+      }
+    }
+    if (!r.GetCount(&count, 41)) return bad("entries");
+    entries_.resize(count);
+    for (Entry& e : entries_) {
+      uint8_t kind = 0;
+      if (!r.Get(&e.raw) || !r.Get(&e.paid) || !r.Get(&e.amount) || !r.Get(&e.order) ||
+          !r.Get(&e.member) || !r.Get(&e.rule) || !r.Get(&kind) || !r.Get(&e.level) ||
+          !r.Get(&e.action) || !r.Get(&e.cuts) || !r.Get(&e.checks)) {
+        return bad("entries");
+      }
+      e.kind = static_cast<Kind>(kind);
+      if (kind > static_cast<uint8_t>(Kind::kInviteReward) || e.member < 0 ||
+          e.member >= static_cast<int64_t>(n) || e.order < -1 ||
+          e.order >= static_cast<int64_t>(orders_.size()) || e.rule < 0 ||
+          e.rule >= static_cast<int64_t>(rules_.size()) || e.action > 3) {
+        return bad("entry out of range");
+      }
+    }
+    for (const OrderRecord& o : orders_) {
+      if (o.first_entry < 0 || o.entry_count < 0 ||
+          static_cast<uint64_t>(o.first_entry) + o.entry_count > entries_.size()) {
+        return bad("order entries out of range");
+      }
+    }
+    if (!r.GetCount(&count, 20)) return bad("clawbacks");
+    clawbacks_.resize(count);
+    for (Clawback& c : clawbacks_) {
+      if (!r.Get(&c.entry) || !r.Get(&c.amount) || !r.Get(&c.at) || c.entry < 0 ||
+          c.entry >= static_cast<int64_t>(entries_.size()) || entries_[c.entry].order < 0) {
+        return bad("clawbacks");
+      }
+    }
+    auto read_map = [&](auto* map, std::string_view what) -> absl::Status {
+      uint64_t items = 0;
+      if (!r.GetCount(&items, 12)) return bad(what);
+      for (uint64_t i = 0; i < items; ++i) {
+        typename std::decay_t<decltype(*map)>::key_type key{};
+        typename std::decay_t<decltype(*map)>::mapped_type value{};
+        if (!r.Get(&key) || !r.Get(&value)) return bad(what);
+        map->emplace(key, value);
+      }
+      return absl::OkStatus();
+    };
+    REFPAY_RETURN_IF_ERROR(read_map(&clawed_, "clawed amounts"));
+    REFPAY_RETURN_IF_ERROR(read_map(&reward_time_, "reward times"));
+    for (int32_t i = 0; i < static_cast<int32_t>(entries_.size()); ++i) {
+      if (entries_[i].order < 0 && !reward_time_.contains(i)) return bad("invite reward without a time");
+    }
+    if (!r.GetCount(&count, 12)) return bad("refunds");
+    for (uint64_t i = 0; i < count; ++i) {
+      int32_t order = 0;
+      uint64_t items = 0;
+      if (!r.Get(&order) || order < 0 || order >= static_cast<int64_t>(orders_.size()) ||
+          !r.GetCount(&items, 16)) {
+        return bad("refunds");
+      }
+      auto& list = refunds_[order];
+      list.resize(items);
+      for (auto& [at, amount] : list) {
+        if (!r.Get(&at) || !r.Get(&amount)) return bad("refunds");
+      }
+    }
+    if (!r.GetCount(&count, 9)) return bad("flags");
+    flags_.resize(count);
+    for (FlagRecord& f : flags_) {
+      uint8_t kind = 0;
+      if (!r.Get(&kind) || !r.Get(&f.member) || !r.Get(&f.order) ||
+          kind > static_cast<uint8_t>(FlagKind::kInvalidInvite) || f.member < 0 ||
+          f.member >= static_cast<int64_t>(n) || f.order < -1 ||
+          f.order >= static_cast<int64_t>(orders_.size())) {
+        return bad("flags");
+      }
+      f.kind = static_cast<FlagKind>(kind);
+    }
+    std::vector<uint64_t> seen;
+    if (!r.GetVector(&seen)) return bad("flag keys");
+    run_flags_seen_.insert(seen.begin(), seen.end());
+    REFPAY_RETURN_IF_ERROR(read_map(&month_used_, "month caps"));
+    if (!r.Get(&budget_used_) || !r.Get(&rewards_paid_) || !r.GetCount(&count, 16)) {
+      return bad("caps");
+    }
+    for (uint64_t i = 0; i < count; ++i) {
+      std::string id, content;
+      if (!r.GetString(&id) || !r.GetString(&content)) return bad("event ids");
+      event_ids_.emplace(std::move(id), std::move(content));
+    }
+    if (!r.Get(&last_at_)) return bad("last event time");
+    if (!r.empty()) return bad("trailing bytes");
+    return absl::OkStatus();
+  }
+
   // ---- Explanations. ------------------------------------------------------
 
   int64_t EntryTime(int32_t index) const {
@@ -1409,6 +1714,66 @@ class Engine::Impl {
 };
 
 Engine::Engine(Policy policy) : impl_(std::make_unique<Impl>(std::move(policy))) {}
+
+namespace {
+constexpr char kSnapshotMagic[] = "REFPAYSN";
+constexpr size_t kMagicBytes = 8;
+constexpr uint32_t kSnapshotVersion = 1;
+
+uint32_t Crc32(std::string_view bytes) {
+  boost::crc_32_type crc;
+  crc.process_bytes(bytes.data(), bytes.size());
+  return crc.checksum();
+}
+}  // namespace
+
+std::string Engine::Snapshot() const {
+  internal::ByteWriter payload;
+  impl_->Save(payload);
+  internal::ByteWriter out;
+  out.bytes().append(kSnapshotMagic, kMagicBytes);
+  out.Put(kSnapshotVersion);
+  out.Put<uint64_t>(payload.bytes().size());
+  out.bytes().append(payload.bytes());
+  out.Put(Crc32(payload.bytes()));
+  return std::move(out.bytes());
+}
+
+absl::StatusOr<Engine> Engine::Restore(std::string_view snapshot) {
+  auto bad = [](std::string_view why) {
+    return MakeError(absl::StatusCode::kDataLoss, "bad_snapshot",
+                     absl::StrCat("not a usable refpay snapshot: ", std::string(why)));
+  };
+  constexpr size_t kHeader = kMagicBytes + sizeof(uint32_t) + sizeof(uint64_t);
+  if (snapshot.size() < kHeader + sizeof(uint32_t) ||
+      snapshot.substr(0, kMagicBytes) != std::string_view(kSnapshotMagic, kMagicBytes)) {
+    return bad("missing header");
+  }
+  internal::ByteReader header(snapshot.substr(kMagicBytes));
+  uint32_t version = 0;
+  uint64_t length = 0;
+  header.Get(&version);
+  header.Get(&length);
+  if (version != kSnapshotVersion) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, "snapshot_version",
+                     absl::StrCat("snapshot format version ", version, " is not supported (this build reads ",
+                                  kSnapshotVersion, ")"));
+  }
+  if (length != snapshot.size() - kHeader - sizeof(uint32_t)) return bad("truncated or padded");
+  const std::string_view payload = snapshot.substr(kHeader, length);
+  internal::ByteReader trailer(snapshot.substr(kHeader + length));
+  uint32_t crc = 0;
+  trailer.Get(&crc);
+  if (crc != Crc32(payload)) return bad("checksum mismatch");
+  internal::ByteReader reader(payload);
+  std::string document;
+  if (!reader.GetString(&document)) return bad("policy");
+  absl::StatusOr<Policy> policy = Policy::FromJson(document);
+  if (!policy.ok()) return bad(absl::StrCat("policy: ", policy.status().message()));
+  Engine engine(*std::move(policy));
+  REFPAY_RETURN_IF_ERROR(engine.impl_->Load(reader));
+  return engine;
+}
 Engine::~Engine() = default;
 Engine::Engine(Engine&&) noexcept = default;
 Engine& Engine::operator=(Engine&&) noexcept = default;

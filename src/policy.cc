@@ -15,6 +15,7 @@ namespace {
 absl::StatusOr<Policy> FromDocument(const internal::Json& document) {
   std::vector<LintFinding> findings;
   Policy policy = internal::ReadPolicy(document, &findings);
+  policy.document = document.dump();
   for (const LintFinding& finding : findings) {
     if (finding.severity != Severity::kError) continue;
     return MakeError(

@@ -1,5 +1,8 @@
 #include "refpay/tree.h"
 
+#include <utility>
+#include <vector>
+
 namespace refpay {
 
 void MemberTree::Reserve(int32_t members) {
@@ -69,6 +72,48 @@ void MemberTree::RepairBelow(MemberIndex member, int32_t leader_for_descendants)
     if (is_leader_[node]) continue;  // its descendants see it first
     for (int32_t c = first_child_[node]; c >= 0; c = next_sibling_[c]) stack_.push_back(c);
   }
+}
+
+bool MemberTree::FromParents(const std::vector<int32_t>& parents,
+                             const std::vector<uint8_t>& leaders, MemberTree* tree) {
+  const int32_t n = static_cast<int32_t>(parents.size());
+  if (leaders.size() != parents.size()) return false;
+  MemberTree built;
+  built.parent_ = parents;
+  built.first_child_.assign(n, -1);
+  built.next_sibling_.assign(n, -1);
+  built.prev_sibling_.assign(n, -1);
+  built.nearest_leader_.assign(n, -1);
+  built.is_leader_.resize(n);
+  for (int32_t m = n - 1; m >= 0; --m) {
+    const int32_t p = parents[m];
+    if (p < -1 || p >= n || p == m) return false;
+    built.is_leader_[m] = leaders[m] != 0 ? 1 : 0;
+    if (p < 0) continue;
+    built.next_sibling_[m] = built.first_child_[p];
+    if (built.first_child_[p] >= 0) built.prev_sibling_[built.first_child_[p]] = m;
+    built.first_child_[p] = m;
+  }
+  // Fill the nearest-leader cache top-down from the roots; a member never
+  // reached sits on a cycle.
+  int32_t reached = 0;
+  std::vector<int32_t> stack;
+  for (int32_t root = 0; root < n; ++root) {
+    if (parents[root] >= 0) continue;
+    stack.push_back(root);
+    while (!stack.empty()) {
+      const int32_t node = stack.back();
+      stack.pop_back();
+      ++reached;
+      for (int32_t c = built.first_child_[node]; c >= 0; c = built.next_sibling_[c]) {
+        built.nearest_leader_[c] = built.is_leader_[node] ? node : built.nearest_leader_[node];
+        stack.push_back(c);
+      }
+    }
+  }
+  if (reached != n) return false;
+  *tree = std::move(built);
+  return true;
 }
 
 bool MemberTree::IsInSubtree(MemberIndex node, MemberIndex root) const {

@@ -114,6 +114,19 @@ class Engine {
   // each; NotFound (unknown_order) for an unknown id.
   absl::StatusOr<std::vector<std::string>> Explain(std::string_view order_id) const;
 
+  // refpay::Engine::Snapshot() serializes the whole state of the run (the
+  // policy, tree, roles, orders, ledger, cap room, check state and applied
+  // event ids) to bytes: an 8-byte magic "REFPAYSN", a format version, the
+  // payload length, the payload and its CRC-32. The same state always gives
+  // the same bytes.
+  std::string Snapshot() const;
+
+  // refpay::Engine::Restore() rebuilds an engine from Snapshot() bytes; the
+  // restored engine continues exactly as the original would. A corrupt or
+  // truncated snapshot fails with reason bad_snapshot, one of another format
+  // version with snapshot_version.
+  static absl::StatusOr<Engine> Restore(std::string_view snapshot);
+
   // refpay::Engine::last_event_time() is the time of the last applied event.
   std::optional<absl::Time> last_event_time() const;
 

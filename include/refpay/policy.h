@@ -182,6 +182,11 @@ struct Policy {
   std::vector<std::pair<std::string, AmountRule>> rank_bonus;
   Checks checks;
 
+  // refpay::Policy::document is the policy as read, as one-line JSON (a
+  // TOML policy converted): FromJson(document) gives this policy again,
+  // which is how a snapshot carries its policy.
+  std::string document;
+
   // refpay::Policy::FromJson() / FromToml() parse a document; the first
   // error found is returned with its key path and a reason token from
   // docs/decisions.md (unknown_key, tier_gap, bad_amount, …).

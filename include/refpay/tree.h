@@ -69,6 +69,12 @@ class MemberTree {
 
   int32_t size() const { return static_cast<int32_t>(parent_.size()); }
 
+  // refpay::MemberTree::FromParents() builds a whole tree at once from each
+  // member's parent (-1 for a root) and leader mark, in O(n). Fails (returns
+  // false) if a parent is out of range or the parents form a cycle.
+  static bool FromParents(const std::vector<int32_t>& parents,
+                          const std::vector<uint8_t>& leaders, MemberTree* tree);
+
   // refpay::MemberTree::Reserve() pre-sizes the arrays for `members`.
   void Reserve(int32_t members);
 

@@ -197,6 +197,16 @@ TEST(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
     Engine replay(policy);
     for (const std::string& event : events) (void)replay.ApplyJson(event);
     ASSERT_EQ(Fingerprint(replay, far), Fingerprint(engine, far));
+    // A snapshot at any point, restored, then the remaining events: exactly
+    // the uninterrupted run, down to the snapshot bytes.
+    const size_t cut = random() % (events.size() + 1);
+    Engine first_half(policy);
+    for (size_t i = 0; i < cut; ++i) (void)first_half.ApplyJson(events[i]);
+    absl::StatusOr<Engine> resumed = Engine::Restore(first_half.Snapshot());
+    ASSERT_THAT(resumed, IsOk());
+    for (size_t i = cut; i < events.size(); ++i) (void)resumed->ApplyJson(events[i]);
+    ASSERT_EQ(Fingerprint(*resumed, far), Fingerprint(engine, far)) << "cut at " << cut;
+    ASSERT_EQ(resumed->Snapshot(), engine.Snapshot());
     entries += static_cast<int64_t>(net_rows.size());
     ++checked;
   }
@@ -206,6 +216,37 @@ TEST(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
   EXPECT_GT(entries, 20 * Streams());
   std::cout << "streams " << checked << ", events applied " << applied << ", rejected " << rejected
             << ", ledger rows " << entries << "\n";
+}
+
+}  // namespace
+}  // namespace refpay
+
+namespace refpay {
+namespace {
+
+TEST(SnapshotTest, CorruptTruncatedOrForeignSnapshotsAreClearErrors) {
+  std::mt19937_64 random(99);
+  Engine engine(*Policy::FromJson(kPolicies[3]));
+  for (const std::string& event : RandomStream(random, 150)) (void)engine.ApplyJson(event);
+  const std::string snapshot = engine.Snapshot();
+  ASSERT_THAT(Engine::Restore(snapshot), IsOk());
+  EXPECT_THAT(Engine::Restore(""), ::refpay::testing::HasReason("bad_snapshot"));
+  EXPECT_THAT(Engine::Restore("not a snapshot at all"), ::refpay::testing::HasReason("bad_snapshot"));
+  for (size_t cut : {size_t{9}, size_t{24}, snapshot.size() / 2, snapshot.size() - 1}) {
+    EXPECT_THAT(Engine::Restore(snapshot.substr(0, cut)), ::refpay::testing::HasReason("bad_snapshot"));
+  }
+  for (int i = 0; i < 200; ++i) {
+    std::string flipped = snapshot;
+    const size_t at = 8 + random() % (flipped.size() - 8);
+    flipped[at] = static_cast<char>(flipped[at] ^ (1 + random() % 255));
+    const absl::StatusOr<Engine> restored = Engine::Restore(flipped);
+    ASSERT_FALSE(restored.ok()) << "flipped byte " << at;
+    const std::string reason = ErrorCodeOf(restored.status());
+    EXPECT_TRUE(reason == "bad_snapshot" || reason == "snapshot_version") << reason;
+  }
+  std::string future = snapshot;
+  future[8] = 2;  // format version 2
+  EXPECT_THAT(Engine::Restore(future), ::refpay::testing::HasReason("snapshot_version"));
 }
 
 }  // namespace
