@@ -1,0 +1,141 @@
+// python/src/bind_batch.cc — refpay/batch.h: settle whole tables at once.
+//
+// settle_batch(policy, members, orders) takes two dicts of columns named as
+// the fields of BatchMembers and BatchOrders: numbers as numpy arrays of the
+// exact dtype (int32 rows, int64 fen and Unix microseconds; no unsafe casts),
+// strings as lists or object arrays of str. The settling runs with the GIL
+// released.
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bind.h"
+#include "refpay/batch.h"
+#include "refpay/engine.h"
+#include "refpay/policy.h"
+
+namespace refpay::python {
+namespace {
+
+// Reads the named columns of a dict into their C++ vectors; an unknown key or
+// a dtype that needs an unsafe cast is an error naming the column.
+class ColumnReader {
+ public:
+  ColumnReader(const py::dict& columns, std::string table)
+      : columns_(columns), table_(std::move(table)) {}
+
+  template <typename T>
+  void Numbers(const char* name, std::vector<T>* out) {
+    py::handle cell = Take(name);
+    if (!cell) return;
+    auto array = py::array_t<T, py::array::c_style>::ensure(cell);
+    if (!array) {
+      PyErr_Clear();
+      throw py::type_error(table_ + "." + name + " must be a numpy array of " +
+                           std::string(py::str(py::dtype::of<T>())));
+    }
+    out->assign(array.data(), array.data() + array.size());
+  }
+
+  void Strings(const char* name, std::vector<std::string>* out) {
+    py::handle cell = Take(name);
+    if (cell) *out = cell.cast<std::vector<std::string>>();
+  }
+
+  // Fails if a key was not one of the columns read.
+  void CheckAllRead() const {
+    for (const auto& [key, value] : columns_) {
+      const std::string name = py::str(key);
+      bool read = false;
+      for (const std::string& taken : taken_) read = read || taken == name;
+      if (!read) throw py::key_error(table_ + "." + name + " is not a batch column");
+    }
+  }
+
+ private:
+  py::handle Take(const char* name) {
+    taken_.emplace_back(name);
+    return columns_.contains(name) ? py::handle(columns_[name]) : py::handle();
+  }
+
+  const py::dict& columns_;
+  std::string table_;
+  std::vector<std::string> taken_;
+};
+
+BatchMembers ReadMembers(const py::dict& columns) {
+  BatchMembers members;
+  ColumnReader reader(columns, "members");
+  reader.Strings("ids", &members.ids);
+  reader.Numbers("inviter", &members.inviter);
+  reader.Numbers("joined_at", &members.joined_at);
+  reader.Strings("role", &members.role);
+  reader.Strings("rank", &members.rank);
+  reader.Strings("region", &members.region);
+  reader.Strings("device", &members.device);
+  reader.Strings("phone", &members.phone);
+  reader.Strings("payment", &members.payment);
+  reader.CheckAllRead();
+  return members;
+}
+
+BatchOrders ReadOrders(const py::dict& columns) {
+  BatchOrders orders;
+  ColumnReader reader(columns, "orders");
+  reader.Strings("ids", &orders.ids);
+  reader.Numbers("buyer", &orders.buyer);
+  reader.Numbers("amount", &orders.amount);
+  reader.Numbers("at", &orders.at);
+  reader.Strings("category", &orders.category);
+  reader.Numbers("confirmed_at", &orders.confirmed_at);
+  reader.Numbers("refund_amount", &orders.refund_amount);
+  reader.Numbers("refunded_at", &orders.refunded_at);
+  reader.CheckAllRead();
+  return orders;
+}
+
+py::dict ErrorColumnsOf(const std::vector<BatchError>& errors) {
+  const auto n = static_cast<py::ssize_t>(errors.size());
+  py::list table(n), code(n), message(n);
+  py::array_t<int64_t> row(n);
+  auto rows = row.mutable_unchecked<1>();
+  for (py::ssize_t i = 0; i < n; ++i) {
+    table[i] = py::str(errors[i].table);
+    rows(i) = errors[i].row;
+    code[i] = py::str(errors[i].code);
+    message[i] = py::str(errors[i].message);
+  }
+  py::dict columns;
+  columns["table"] = table;
+  columns["row"] = row;
+  columns["code"] = code;
+  columns["message"] = message;
+  return columns;
+}
+
+}  // namespace
+
+void BindBatch(py::module_& m) {
+  m.def(
+      "settle_batch",
+      [](const Policy& policy, const py::dict& member_columns, const py::dict& order_columns) {
+        const BatchMembers members = ReadMembers(member_columns);
+        const BatchOrders orders = ReadOrders(order_columns);
+        BatchResult result = [&] {
+          py::gil_scoped_release release;
+          return ValueOrThrow(SettleBatch(policy, members, orders), ErrorFamily::kEvent);
+        }();
+        py::dict errors = ErrorColumnsOf(result.errors);
+        return py::make_tuple(py::cast(std::move(result.engine)), errors);
+      },
+      py::arg("policy"), py::arg("members"), py::arg("orders"),
+      "settle_batch(policy, members, orders) merges the member and order columns into "
+      "one time-ordered event stream and applies it; returns (Engine, rejected rows as "
+      "columns table, row, code, message). Column length mismatches raise EventError "
+      "(bad_batch).");
+}
+
+}  // namespace refpay::python
