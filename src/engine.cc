@@ -11,14 +11,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "boost/crc.hpp"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "absl_compat.h"
-#include "event_json.h"
+#include "boost/crc.hpp"
 #include "bytes.h"
+#include "event_json.h"
 #include "id_index.h"
 #include "json_util.h"
 #include "refpay/checks.h"
@@ -148,6 +148,13 @@ class Engine::Impl {
                      absl::StrCat("event_id \"", id->get<std::string>(),
                                   "\" was applied with different content"));
       }
+    }
+    if (!event.ok() && ErrorCodeOf(event.status()) == "bad_amount") {
+      // The amount is read last, so the time is valid: time order is
+      // judged before field values (docs/decisions.md, validation order).
+      absl::StatusOr<absl::Time> at = ParseTimestamp(object->at("at").get<std::string>());
+      if (at.ok() && Micros(*at) < last_at_)
+        return OutOfOrder(object->at("type").get<std::string>(), Micros(*at));
     }
     if (!event.ok()) return event.status();
     return Apply(*event);
@@ -572,14 +579,16 @@ class Engine::Impl {
     return absl::OkStatus();
   }
 
+  absl::Status OutOfOrder(std::string_view type, int64_t at) const {
+    return Error(absl::StatusCode::kFailedPrecondition, "out_of_order",
+                 absl::StrCat(std::string(type), " at ", TimeText(at, policy_.timezone),
+                              " is earlier than the previous event at ",
+                              TimeText(last_at_, policy_.timezone)));
+  }
+
   absl::Status Dispatch(const Event& event) {
     const int64_t at = Micros(event.at);
-    if (at < last_at_) {
-      return Error(absl::StatusCode::kFailedPrecondition, "out_of_order",
-                   absl::StrCat(EventTypeName(event.type), " at ", TimeText(at, policy_.timezone),
-                                " is earlier than the previous event at ",
-                                TimeText(last_at_, policy_.timezone)));
-    }
+    if (at < last_at_) return OutOfOrder(EventTypeName(event.type), at);
     absl::Status status;
     switch (event.type) {
       case EventType::kJoin:
@@ -971,16 +980,17 @@ class Engine::Impl {
   }
 
   absl::Status PlaceOrder(const Event& event, int64_t at) {
-    if (order_ids_.Contains(event.order)) {
-      return Error(absl::StatusCode::kAlreadyExists, "duplicate_order",
-                   absl::StrCat("order \"", event.order, "\" was already placed"));
-    }
-    REFPAY_ASSIGN_OR_RETURN(const int32_t buyer, FindMember(event.buyer, "buyer"));
+    // Field values before references (docs/decisions.md, validation order).
     if (!event.amount || !event.amount->is_positive()) {
       return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
                    absl::StrCat("order \"", event.order, "\" amount must be positive, got ",
                                 event.amount ? event.amount->ToString() : "nothing"));
     }
+    if (order_ids_.Contains(event.order)) {
+      return Error(absl::StatusCode::kAlreadyExists, "duplicate_order",
+                   absl::StrCat("order \"", event.order, "\" was already placed"));
+    }
+    REFPAY_ASSIGN_OR_RETURN(const int32_t buyer, FindMember(event.buyer, "buyer"));
     const Money base = *event.amount;
     int64_t new_spend = 0;
     if (uses_.own_spend && __builtin_add_overflow(own_spend_[buyer], base.fen(), &new_spend)) {
@@ -1233,14 +1243,14 @@ class Engine::Impl {
   }
 
   absl::Status Refund(const Event& event, int64_t at) {
-    REFPAY_ASSIGN_OR_RETURN(const int32_t order, FindOrder(event.order));
-    OrderRecord& o = orders_[order];
-    const int64_t left = o.amount - o.refunded;
-    const int64_t amount = event.amount ? event.amount->fen() : left;
     if (event.amount && !event.amount->is_positive()) {
       return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
                    absl::StrCat("refund amount must be positive, got ", event.amount->ToString()));
     }
+    REFPAY_ASSIGN_OR_RETURN(const int32_t order, FindOrder(event.order));
+    OrderRecord& o = orders_[order];
+    const int64_t left = o.amount - o.refunded;
+    const int64_t amount = event.amount ? event.amount->fen() : left;
     if (left == 0 || amount > left) {
       return Error(
           absl::StatusCode::kFailedPrecondition, "over_refund",
@@ -1273,7 +1283,6 @@ class Engine::Impl {
     }
     return absl::OkStatus();
   }
-
 
   // ---- Snapshot (see Engine::Snapshot for the format). -------------------
 
@@ -1336,7 +1345,8 @@ class Engine::Impl {
     w.PutStrings(order_ids_.ids());
     for (const OrderRecord& o : orders_) {
       for (int64_t v : {o.at, o.confirmed_at, o.amount, o.refunded}) w.Put(v);
-      for (int32_t v : {o.buyer, o.referrer, o.level1, o.first_entry, o.prev_by_buyer, o.prev_referred}) {
+      for (int32_t v :
+           {o.buyer, o.referrer, o.level1, o.first_entry, o.prev_by_buyer, o.prev_referred}) {
         w.Put(v);
       }
       w.Put(o.entry_count);
@@ -1346,7 +1356,8 @@ class Engine::Impl {
     for (const Entry& e : entries_) {
       for (int64_t v : {e.raw, e.paid, e.amount}) w.Put(v);
       for (int32_t v : {e.order, e.member, e.rule}) w.Put(v);
-      for (uint8_t v : {static_cast<uint8_t>(e.kind), e.level, e.action, e.cuts, e.checks}) w.Put(v);
+      for (uint8_t v : {static_cast<uint8_t>(e.kind), e.level, e.action, e.cuts, e.checks})
+        w.Put(v);
     }
     w.Put<uint64_t>(clawbacks_.size());
     for (const Clawback& c : clawbacks_) {
@@ -1412,7 +1423,8 @@ class Engine::Impl {
     std::vector<std::string> ids;
     std::vector<int32_t> parents;
     std::vector<uint8_t> leaders;
-    if (!r.GetStrings(&ids) || !r.GetVector(&parents) || !r.GetVector(&leaders)) return bad("members");
+    if (!r.GetStrings(&ids) || !r.GetVector(&parents) || !r.GetVector(&leaders))
+      return bad("members");
     const size_t n = ids.size();
     if (parents.size() != n || !MemberTree::FromParents(parents, leaders, &tree_)) {
       return bad("member tree");
@@ -1444,9 +1456,9 @@ class Engine::Impl {
     };
     if (!column(&bound_at_, uses_.binding_time) || !column(&last_order_, uses_.buyer_orders) ||
         !column(&last_referred_, uses_.referred_orders) || !column(&own_spend_, uses_.own_spend) ||
-        !column(&level1_orders_, uses_.level1_stats) || !column(&level1_refunded_, uses_.level1_stats) ||
-        !column(&valid_invites_, uses_.invites) || !column(&velocity_hit_, uses_.arrivals) ||
-        !column(&last_arrival_, uses_.arrivals)) {
+        !column(&level1_orders_, uses_.level1_stats) ||
+        !column(&level1_refunded_, uses_.level1_stats) || !column(&valid_invites_, uses_.invites) ||
+        !column(&velocity_hit_, uses_.arrivals) || !column(&last_arrival_, uses_.arrivals)) {
       return bad("member columns");
     }
     uint64_t count = 0;
@@ -1481,7 +1493,8 @@ class Engine::Impl {
         return bad("order records");
       }
       if (o.buyer < 0 || o.buyer >= static_cast<int64_t>(n) || o.rule_set < 0 ||
-          o.rule_set >= static_cast<int64_t>(plans_.size()) || o.refunded < 0 || o.refunded > o.amount) {
+          o.rule_set >= static_cast<int64_t>(plans_.size()) || o.refunded < 0 ||
+          o.refunded > o.amount) {
         return bad("order record out of range");
       }
     }
@@ -1530,7 +1543,8 @@ class Engine::Impl {
     REFPAY_RETURN_IF_ERROR(read_map(&clawed_, "clawed amounts"));
     REFPAY_RETURN_IF_ERROR(read_map(&reward_time_, "reward times"));
     for (int32_t i = 0; i < static_cast<int32_t>(entries_.size()); ++i) {
-      if (entries_[i].order < 0 && !reward_time_.contains(i)) return bad("invite reward without a time");
+      if (entries_[i].order < 0 && !reward_time_.contains(i))
+        return bad("invite reward without a time");
     }
     if (!r.GetCount(&count, 12)) return bad("refunds");
     for (uint64_t i = 0; i < count; ++i) {
@@ -1756,8 +1770,8 @@ absl::StatusOr<Engine> Engine::Restore(std::string_view snapshot) {
   header.Get(&length);
   if (version != kSnapshotVersion) {
     return MakeError(absl::StatusCode::kFailedPrecondition, "snapshot_version",
-                     absl::StrCat("snapshot format version ", version, " is not supported (this build reads ",
-                                  kSnapshotVersion, ")"));
+                     absl::StrCat("snapshot format version ", version,
+                                  " is not supported (this build reads ", kSnapshotVersion, ")"));
   }
   if (length != snapshot.size() - kHeader - sizeof(uint32_t)) return bad("truncated or padded");
   const std::string_view payload = snapshot.substr(kHeader, length);
