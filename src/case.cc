@@ -303,7 +303,11 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
     if (!HasErrors(outcome.lint)) {
       std::vector<LintFinding> warnings = LintPolicy(policy);
       outcome.lint.insert(outcome.lint.end(), warnings.begin(), warnings.end());
-      REFPAY_RETURN_IF_ERROR(RunEvents(std::move(policy), *events, doc.at("as_of"), &outcome));
+      // A compliance error (paid_depth above 3 levels) makes the policy as
+      // unusable as a broken one: the case is not run (docs/decisions.md).
+      if (!HasErrors(outcome.lint)) {
+        REFPAY_RETURN_IF_ERROR(RunEvents(std::move(policy), *events, doc.at("as_of"), &outcome));
+      }
     }
   }
 

@@ -955,12 +955,14 @@ class Engine::Impl {
   void CommitRunCaps(int32_t member, int64_t at, int64_t amount) {
     if (amount == 0) return;
     if (policy_.cap_member_month) month_used_[MonthKey(member, MonthOf(at))] += amount;
-    budget_used_ += amount;
+    // Bounded by the budget; without one the total is not needed (and could
+    // exceed int64 where every balance still fits).
+    if (policy_.cap_budget) budget_used_ += amount;
   }
 
   void ReleaseRunCaps(int32_t member, int64_t at, int64_t amount) {
     if (policy_.cap_member_month) month_used_[MonthKey(member, MonthOf(at))] -= amount;
-    budget_used_ -= amount;
+    if (policy_.cap_budget) budget_used_ -= amount;
   }
 
   // Fills each pending entry's `paid` from its raw amount, within the

@@ -122,5 +122,21 @@ TEST(CaseTest, InvalidPolicyIsReportedAsLint) {
   EXPECT_TRUE(result->passed) << ::testing::PrintToString(result->diff);
 }
 
+TEST(CaseTest, ALintErrorStopsTheRun) {
+  // Four paid ancestor levels: paid_depth is an error, so nothing is paid.
+  absl::StatusOr<CaseResult> result = RunCaseText(R"({
+    "policy": {"levels": [{"rate": "4%"}, {"rate": "3%"}, {"rate": "2%"}, {"rate": "1%"}]},
+    "events": [
+      {"type": "join", "member": "A", "at": "2026-03-01T09:00:00+08:00"},
+      {"type": "join", "member": "B", "inviter": "A", "at": "2026-03-01T09:00:00+08:00"},
+      {"type": "order", "id": "o1", "buyer": "B", "amount": "100", "at": "2026-03-02T10:00:00+08:00"}],
+    "as_of": "2026-03-20T10:00:00+08:00",
+    "expect": {"ledger": [], "errors": [], "lint": ["paid_depth"]}})",
+                                                  ".");
+  ASSERT_THAT(result, IsOk());
+  EXPECT_TRUE(result->passed) << ::testing::PrintToString(result->diff);
+  EXPECT_TRUE(result->outcome.ledger.empty());
+}
+
 }  // namespace
 }  // namespace refpay
