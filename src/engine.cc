@@ -898,7 +898,13 @@ class Engine::Impl {
     }
   }
 
-  // Records a flag of the current event once per (check, member, order).
+  // Records a cap flag of the current event: one per entry a cap reduces
+  // (SPEC §3.5), so two cut entries of one member on one order are two flags.
+  void AddCapFlag(FlagKind kind, int32_t member, int32_t order) {
+    new_flags_.push_back({kind, member, order});
+  }
+
+  // Records a check flag of the current event once per (check, member, order).
   void AddFlag(FlagKind kind, int32_t member, int32_t order) {
     for (const FlagRecord& f : new_flags_) {
       if (f.kind == kind && f.member == member && f.order == order) return;
@@ -936,7 +942,7 @@ class Engine::Impl {
       if (p.paid > room) {
         p.paid = room;
         p.cuts |= kCutMemberMonth;
-        AddFlag(FlagKind::kCapMember, p.member, order);
+        AddCapFlag(FlagKind::kCapMember, p.member, order);
       }
     }
     if (policy_.cap_budget) {
@@ -945,7 +951,7 @@ class Engine::Impl {
       if (p.paid > room) {
         p.paid = room;
         p.cuts |= kCutBudget;
-        AddFlag(FlagKind::kBudgetExhausted, p.member, order);
+        AddCapFlag(FlagKind::kBudgetExhausted, p.member, order);
       }
     }
     added.emplace_back(p.member, p.paid);
@@ -1010,7 +1016,7 @@ class Engine::Impl {
     ApplyChecks(buyer, at, order);
     FillOrderTotal(base);
     for (const Pending& p : pending_) {
-      if (p.cuts & kCutOrderTotal) AddFlag(FlagKind::kCapOrder, p.member, order);
+      if (p.cuts & kCutOrderTotal) AddCapFlag(FlagKind::kCapOrder, p.member, order);
     }
     month_added_.clear();
     int64_t budget_added = 0;
@@ -1171,12 +1177,12 @@ class Engine::Impl {
       if (p.paid > 0 && rewards.max_rewards && rewards_paid_ >= *rewards.max_rewards) {
         p.paid = 0;
         p.cuts |= kCutMaxRewards;
-        AddFlag(FlagKind::kBudgetExhausted, inviter, -1);
+        AddCapFlag(FlagKind::kBudgetExhausted, inviter, -1);
       }
       month_added_.clear();
       int64_t budget_added = 0;
       ApplyRunCaps(p, at, -1, month_added_, budget_added);
-      for (const FlagRecord& f : new_flags_) AddRunFlag(f.kind, f.member);
+      flags_.insert(flags_.end(), new_flags_.begin(), new_flags_.end());
       if (p.paid > 0) ++rewards_paid_;
       const int32_t index = static_cast<int32_t>(entries_.size());
       entries_.push_back(
