@@ -1,10 +1,14 @@
 // `refpay settle`: applies an event stream (JSONL, or members/orders CSV) to
 // a policy and writes the ledger, balances, flags, errors and a summary.
 #include <csv.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -15,8 +19,11 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "cli.h"
 #include "refpay/engine.h"
 #include "refpay/event.h"
@@ -32,6 +39,8 @@ struct Options {
   std::string members;
   std::string orders;
   std::string out;
+  std::string state;  // --state: checkpoint file; empty = no checkpoints
+  int64_t checkpoint_every = 100'000;
   std::optional<absl::Time> as_of;
   bool quiet = false;
 };
@@ -53,6 +62,7 @@ struct SourcedEvent {
 
 absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
   Options options;
+  bool checkpoint_every_given = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--quiet") {
@@ -73,6 +83,14 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
       options.orders = value;
     } else if (flag == "--out") {
       options.out = value;
+    } else if (flag == "--state") {
+      options.state = value;
+    } else if (flag == "--checkpoint-every") {
+      if (!absl::SimpleAtoi(value, &options.checkpoint_every) || options.checkpoint_every <= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--checkpoint-every: \"", value, "\" is not a positive number of events"));
+      }
+      checkpoint_every_given = true;
     } else if (flag == "--as-of") {
       absl::StatusOr<absl::Time> t = ParseTimestamp(value);
       if (!t.ok())
@@ -88,6 +106,9 @@ absl::StatusOr<Options> ParseOptions(const std::vector<std::string>& args) {
   if (options.events.empty() == options.orders.empty() ||
       (!options.members.empty() && options.orders.empty())) {
     return absl::InvalidArgumentError("give either --events FILE or --members FILE --orders FILE");
+  }
+  if (checkpoint_every_given && options.state.empty()) {
+    return absl::InvalidArgumentError("--checkpoint-every needs --state FILE");
   }
   return options;
 }
@@ -262,21 +283,328 @@ std::string CsvField(std::string_view text) {
   return out;
 }
 
-// Writes `content` to `path` atomically: a temporary file, then a rename,
-// so a reader never sees half a ledger.
+// Writes `content` to `path` atomically and durably: a temporary file,
+// fsync, a rename over `path`, then fsync of the directory. A reader (or a
+// run resumed after a crash) sees the old file or the new one, never half.
 absl::Status WriteAtomically(const std::filesystem::path& path, const std::string& content) {
-  const std::filesystem::path temporary = path.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (!out)
-      return absl::PermissionDeniedError(absl::StrCat(temporary.string(), ": cannot write"));
-    out << content;
-    out.flush();
-    if (!out) return absl::DataLossError(absl::StrCat(temporary.string(), ": write failed"));
+  const std::string temporary = path.string() + ".tmp";
+  auto failed = [](const std::string& what, const std::string& name) {
+    return absl::DataLossError(absl::StrCat(name, ": ", what, ": ", std::strerror(errno)));
+  };
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(temporary, ": cannot write: ", std::strerror(errno)));
   }
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status status = failed("write failed", temporary);
+      ::close(fd);
+      return status;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    absl::Status status = failed("fsync failed", temporary);
+    ::close(fd);
+    return status;
+  }
+  if (::close(fd) != 0) return failed("close failed", temporary);
+  if (::rename(temporary.c_str(), path.c_str()) != 0) return failed("rename failed", path.string());
+  std::filesystem::path dir = path.parent_path();
+  if (dir.empty()) dir = ".";
+  if (const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir_fd >= 0) {
+    const bool synced = ::fsync(dir_fd) == 0;
+    ::close(dir_fd);
+    if (!synced) return failed("fsync failed", dir.string());
+  }
+  return absl::OkStatus();
+}
+
+// ---- Checkpoints (--state). ------------------------------------------------
+//
+// A state file is text lines, then the engine snapshot, then a check line:
+//
+//   refpay settle state 1
+//   input jsonl|csv
+//   file policy|events|members|orders SIZE FNV64 PATH   (one per input file)
+//   position N      jsonl: byte offset of the next line; csv: next event index
+//   line N          jsonl: number of the last line read
+//   applied N
+//   micros N        time spent applying events, over all runs
+//   rejected N      then N lines: SOURCE \t LINE \t CODE \t MESSAGE
+//   snapshot N      then N bytes of Engine::Snapshot() and a newline
+//   check FNV64     of every byte before this line
+//
+// Text fields escape backslash, tab, newline and carriage return.
+
+constexpr char kStateMagic[] = "refpay settle state 1";
+
+// An input file as the state records it: content fingerprint and path.
+struct InputFile {
+  std::string role;  // policy, events, members, orders
+  std::string path;
+  uint64_t size = 0;
+  uint64_t hash = 0;
+  friend bool operator==(const InputFile&, const InputFile&) = default;
+};
+
+// Where a run stands: what a checkpoint restores besides the engine.
+struct Progress {
+  int64_t position = 0;
+  int64_t line = 0;
+  int64_t applied = 0;
+  int64_t micros = 0;
+  std::vector<Rejection> rejected;
+};
+
+struct State {
+  std::string input;  // "jsonl" or "csv"
+  std::vector<InputFile> files;
+  Progress progress;
+  std::string snapshot;
+};
+
+// FNV-1a, 64 bits: a fingerprint that notices a changed input, not a
+// defence against a forged one.
+constexpr uint64_t kFnvOffset = 14695981039346656037ULL;
+uint64_t Fnv1a(std::string_view bytes, uint64_t hash = kFnvOffset) {
+  for (unsigned char c : bytes) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  return hash;
+}
+
+absl::StatusOr<InputFile> Fingerprint(std::string role, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  InputFile file{std::move(role), path, 0, kFnvOffset};
+  std::vector<char> buffer(1 << 16);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const size_t got = static_cast<size_t>(in.gcount());
+    file.hash = Fnv1a(std::string_view(buffer.data(), got), file.hash);
+    file.size += got;
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
+  return file;
+}
+
+absl::StatusOr<std::vector<InputFile>> InputFiles(const Options& options) {
+  std::vector<std::pair<std::string, std::string>> named = {{"policy", options.policy}};
+  if (!options.events.empty()) named.emplace_back("events", options.events);
+  if (!options.members.empty()) named.emplace_back("members", options.members);
+  if (!options.orders.empty()) named.emplace_back("orders", options.orders);
+  std::vector<InputFile> files;
+  for (auto& [role, path] : named) {
+    REFPAY_ASSIGN_OR_RETURN(InputFile file, Fingerprint(role, path));
+    files.push_back(std::move(file));
+  }
+  return files;
+}
+
+std::string Escape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+bool Unescape(std::string_view text, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\') {
+      out->push_back(text[i]);
+      continue;
+    }
+    if (++i == text.size()) return false;
+    switch (text[i]) {
+      case '\\':
+        out->push_back('\\');
+        break;
+      case 't':
+        out->push_back('\t');
+        break;
+      case 'n':
+        out->push_back('\n');
+        break;
+      case 'r':
+        out->push_back('\r');
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+// Debian's Abseil has its own string_view, not an alias of std's.
+absl::string_view Av(std::string_view s) { return {s.data(), s.size()}; }
+std::string_view Sv(absl::string_view s) { return {s.data(), s.size()}; }
+
+std::string Hex(uint64_t value) { return absl::StrFormat("%016x", value); }
+
+std::string EncodeState(const State& state) {
+  std::string out = absl::StrCat(kStateMagic, "\ninput ", state.input, "\n");
+  for (const InputFile& f : state.files) {
+    absl::StrAppend(&out, "file ", f.role, " ", f.size, " ", Hex(f.hash), " ", Escape(f.path),
+                    "\n");
+  }
+  const Progress& p = state.progress;
+  absl::StrAppend(&out, "position ", p.position, "\nline ", p.line, "\napplied ", p.applied,
+                  "\nmicros ", p.micros, "\nrejected ", p.rejected.size(), "\n");
+  for (const Rejection& r : p.rejected) {
+    absl::StrAppend(&out, Escape(r.source), "\t", r.line, "\t", Escape(r.code), "\t",
+                    Escape(r.message), "\n");
+  }
+  absl::StrAppend(&out, "snapshot ", state.snapshot.size(), "\n");
+  out += state.snapshot;
+  out += "\n";
+  absl::StrAppend(&out, "check ", Hex(Fnv1a(out)), "\n");
+  return out;
+}
+
+absl::StatusOr<State> DecodeState(const std::string& path, std::string_view bytes) {
+  int line_number = 0;
+  auto bad = [&](std::string_view why) {
+    const std::string where =
+        line_number > 0 ? absl::StrCat(path, ":", line_number) : std::string(path);
+    return absl::DataLossError(absl::StrCat(where, ": not a usable settle state file (", Av(why),
+                                            "); remove it to start over"));
+  };
+  constexpr size_t kCheckLine = 6 + 16 + 1;  // "check " + 16 hex digits + "\n"
+  if (bytes.size() < kCheckLine || bytes.substr(bytes.size() - kCheckLine, 6) != "check " ||
+      bytes.back() != '\n') {
+    return bad("no check line at the end: truncated?");
+  }
+  const std::string_view body = bytes.substr(0, bytes.size() - kCheckLine);
+  if (Hex(Fnv1a(body)) != bytes.substr(bytes.size() - kCheckLine + 6, 16)) {
+    return bad("check sum mismatch: corrupt");
+  }
+  std::string_view rest = body;
+  auto next_line = [&](std::string_view* line) {
+    const size_t end = rest.find('\n');
+    if (end == std::string_view::npos) return false;
+    *line = rest.substr(0, end);
+    rest.remove_prefix(end + 1);
+    ++line_number;
+    return true;
+  };
+  std::string_view line;
+  // "key value" with an integer value.
+  auto number = [&](std::string_view key, int64_t* value) {
+    return next_line(&line) && line.size() > key.size() + 1 && line.substr(0, key.size()) == key &&
+           line[key.size()] == ' ' && absl::SimpleAtoi(Av(line.substr(key.size() + 1)), value) &&
+           *value >= 0;
+  };
+  if (!next_line(&line) || line != kStateMagic) return bad("unknown header");
+  State state;
+  if (!next_line(&line) || (line != "input jsonl" && line != "input csv")) {
+    return bad("expected \"input jsonl\" or \"input csv\"");
+  }
+  state.input = std::string(line.substr(6));
+  while (absl::StartsWith(Av(rest), "file ")) {
+    next_line(&line);
+    std::vector<absl::string_view> parts = absl::StrSplit(Av(line), absl::MaxSplits(' ', 4));
+    InputFile f;
+    if (parts.size() != 5 || !absl::SimpleAtoi(parts[2], &f.size) ||
+        !absl::SimpleHexAtoi(parts[3], &f.hash) || !Unescape(Sv(parts[4]), &f.path)) {
+      return bad("bad file line");
+    }
+    f.role = std::string(Sv(parts[1]));
+    state.files.push_back(std::move(f));
+  }
+  Progress& p = state.progress;
+  int64_t rejected = 0, snapshot = 0;
+  if (!number("position", &p.position)) return bad("expected position");
+  if (!number("line", &p.line)) return bad("expected line");
+  if (!number("applied", &p.applied)) return bad("expected applied");
+  if (!number("micros", &p.micros)) return bad("expected micros");
+  if (!number("rejected", &rejected)) return bad("expected rejected");
+  for (int64_t i = 0; i < rejected; ++i) {
+    if (!next_line(&line)) return bad("missing rejected line");
+    std::vector<absl::string_view> parts = absl::StrSplit(Av(line), '\t');
+    Rejection r;
+    if (parts.size() != 4 || !Unescape(Sv(parts[0]), &r.source) ||
+        !absl::SimpleAtoi(parts[1], &r.line) || !Unescape(Sv(parts[2]), &r.code) ||
+        !Unescape(Sv(parts[3]), &r.message)) {
+      return bad("bad rejected line");
+    }
+    p.rejected.push_back(std::move(r));
+  }
+  if (!number("snapshot", &snapshot)) return bad("expected snapshot");
+  if (rest.size() != static_cast<size_t>(snapshot) + 1 || rest.back() != '\n') {
+    return bad("snapshot length");
+  }
+  state.snapshot = std::string(rest.substr(0, static_cast<size_t>(snapshot)));
+  return state;
+}
+
+// Reads a state file; nullopt when there is none yet.
+absl::StatusOr<std::optional<State>> ReadState(const std::string& path) {
   std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) return absl::DataLossError(absl::StrCat(path.string(), ": ", error.message()));
+  if (!std::filesystem::exists(path, error)) return std::optional<State>();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
+  REFPAY_ASSIGN_OR_RETURN(State state, DecodeState(path, bytes.str()));
+  return std::optional<State>(std::move(state));
+}
+
+// Refuses a state written for other inputs, naming the first difference.
+absl::Status SameInputs(const Options& options, const State& state, const std::string& input,
+                        const std::vector<InputFile>& files) {
+  auto refuse = [&](const std::string& why) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options.state, ": cannot resume: ", why,
+                     "; remove the state file to start over, or give the inputs it was "
+                     "written for"));
+  };
+  if (state.input != input) {
+    return refuse(absl::StrCat("it was written for ", state.input, " input, not ", input));
+  }
+  for (const InputFile& now : files) {
+    auto was = std::find_if(state.files.begin(), state.files.end(),
+                            [&](const InputFile& f) { return f.role == now.role; });
+    if (was == state.files.end()) {
+      return refuse(absl::StrCat("it was written without --", now.role));
+    }
+    if (was->path != now.path) {
+      return refuse(
+          absl::StrCat("it was written for --", now.role, " ", was->path, ", not ", now.path));
+    }
+    if (was->size != now.size || was->hash != now.hash) {
+      return refuse(absl::StrCat("--", now.role, " ", now.path,
+                                 " changed since the state was written (", was->size,
+                                 " bytes, fingerprint ", Hex(was->hash), "; now ", now.size,
+                                 " bytes, fingerprint ", Hex(now.hash), ")"));
+    }
+  }
+  if (state.files.size() != files.size()) {
+    return refuse("it was written for a different set of input files");
+  }
   return absl::OkStatus();
 }
 
@@ -423,6 +751,10 @@ int Settle(const std::vector<std::string>& args) {
     std::cerr << "refpay settle: " << options.status().message() << "\n";
     return 2;
   }
+  auto fail = [](const absl::Status& status) {
+    std::cerr << "refpay settle: " << status.message() << "\n";
+    return 2;
+  };
   absl::StatusOr<Policy> policy = Policy::FromFile(options->policy);
   if (!policy.ok()) {
     std::cerr << "refpay settle: " << ErrorCodeOf(policy.status()) << ": "
@@ -430,58 +762,138 @@ int Settle(const std::vector<std::string>& args) {
     return 2;
   }
   const std::vector<LintFinding> lint = LintPolicy(*policy);
+  const std::string input = options->events.empty() ? "csv" : "jsonl";
+  const bool checkpoints = !options->state.empty();
+  std::vector<InputFile> files;
+  std::optional<State> resumed;
+  if (checkpoints) {
+    absl::StatusOr<std::vector<InputFile>> fingerprints = InputFiles(*options);
+    if (!fingerprints.ok()) return fail(fingerprints.status());
+    files = *std::move(fingerprints);
+    absl::StatusOr<std::optional<State>> state = ReadState(options->state);
+    if (!state.ok()) return fail(state.status());
+    resumed = *std::move(state);
+    if (resumed) {
+      if (absl::Status same = SameInputs(*options, *resumed, input, files); !same.ok()) {
+        return fail(same);
+      }
+    }
+  }
   Engine engine(*std::move(policy));
-  std::vector<Rejection> rejected;
-  int64_t applied = 0;
+  Progress progress;
+  if (resumed) {
+    absl::StatusOr<Engine> restored = Engine::Restore(resumed->snapshot);
+    if (!restored.ok()) {
+      return fail(
+          absl::DataLossError(absl::StrCat(options->state, ": ", restored.status().message())));
+    }
+    engine = *std::move(restored);
+    progress = std::move(resumed->progress);
+    resumed.reset();
+  }
+  std::vector<Rejection>& rejected = progress.rejected;
   auto reject = [&](Rejection r) {
     if (!options->quiet && rejected.size() < 20) {
       std::cerr << r.source << ":" << r.line << ": " << r.code << ": " << r.message << "\n";
     }
     rejected.push_back(std::move(r));
   };
+  const int64_t micros_before = progress.micros;
   const auto start = std::chrono::steady_clock::now();
+  auto elapsed_micros = [&] {
+    return micros_before + std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+  };
+  // Every `checkpoint_every` events the state file is replaced by the
+  // engine snapshot and the position of the next event. Outputs are written
+  // only at the end; a crash while writing them resumes from the last
+  // checkpoint and writes the same bytes.
+  int64_t since_checkpoint = 0;
+  auto checkpoint = [&]() -> absl::Status {
+    since_checkpoint = 0;
+    progress.micros = elapsed_micros();
+    State state{input, files, std::move(progress), engine.Snapshot()};
+    absl::Status written = WriteAtomically(options->state, EncodeState(state));
+    progress = std::move(state.progress);
+    return written;
+  };
+  auto after_event = [&]() -> absl::Status {
+    if (!checkpoints || ++since_checkpoint < options->checkpoint_every) return absl::OkStatus();
+    return checkpoint();
+  };
   if (!options->events.empty()) {
     std::ifstream in(options->events, std::ios::binary);
     if (!in) {
       std::cerr << "refpay settle: " << options->events << ": cannot open file\n";
       return 2;
     }
+    if (progress.position > 0) {
+      if (!options->quiet) {
+        std::cerr << "refpay settle: resuming from " << options->state << " at line "
+                  << progress.line + 1 << " of " << options->events << " (" << progress.applied
+                  << " applied, " << rejected.size() << " rejected so far)\n";
+      }
+      in.seekg(progress.position);
+    }
     std::string line;
-    for (int64_t number = 1; std::getline(in, line); ++number) {
+    while (std::getline(in, line)) {
+      ++progress.line;
+      // The last line may lack its newline.
+      progress.position += static_cast<int64_t>(line.size()) + (in.eof() ? 0 : 1);
       if (line.empty() || line.find_first_not_of(" \t\r") == std::string::npos) continue;
       absl::Status status = engine.ApplyJson(line);
       if (status.ok()) {
-        ++applied;
+        ++progress.applied;
       } else {
-        reject({options->events, number, ErrorCodeOf(status), std::string(status.message())});
+        reject(
+            {options->events, progress.line, ErrorCodeOf(status), std::string(status.message())});
       }
+      if (absl::Status saved = after_event(); !saved.ok()) return fail(saved);
     }
+    if (in.bad()) return fail(absl::DataLossError(absl::StrCat(options->events, ": read failed")));
   } else {
     std::vector<Rejection> csv_rejected;
     absl::StatusOr<std::vector<SourcedEvent>> events = EventsFromCsv(*options, &csv_rejected);
-    if (!events.ok()) {
-      std::cerr << "refpay settle: " << events.status().message() << "\n";
-      return 2;
+    if (!events.ok()) return fail(events.status());
+    // Rows rejected while reading are recorded once, by the first run.
+    if (progress.position == 0) {
+      for (Rejection& r : csv_rejected) reject(std::move(r));
+    } else if (!options->quiet) {
+      std::cerr << "refpay settle: resuming from " << options->state << " at event "
+                << progress.position + 1 << " of " << events->size() << " (" << progress.applied
+                << " applied, " << rejected.size() << " rejected so far)\n";
     }
-    for (Rejection& r : csv_rejected) reject(std::move(r));
-    for (const SourcedEvent& e : *events) {
+    if (progress.position > static_cast<int64_t>(events->size())) {
+      return fail(absl::DataLossError(absl::StrCat(options->state, ": position ", progress.position,
+                                                   " is past the ", events->size(),
+                                                   " events of the CSV input")));
+    }
+    for (size_t i = static_cast<size_t>(progress.position); i < events->size(); ++i) {
+      const SourcedEvent& e = (*events)[i];
       absl::Status status = engine.Apply(e.event);
       if (status.ok()) {
-        ++applied;
+        ++progress.applied;
       } else {
         reject({e.source, e.line, ErrorCodeOf(status), std::string(status.message())});
       }
+      progress.position = static_cast<int64_t>(i + 1);
+      if (absl::Status saved = after_event(); !saved.ok()) return fail(saved);
     }
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = static_cast<double>(elapsed_micros()) / 1e6;
   if (!options->quiet && rejected.size() > 20) {
     std::cerr << "… " << rejected.size() - 20 << " more rejected lines in errors.csv\n";
   }
-  absl::Status written = WriteOutputs(*options, engine, rejected, lint, applied, seconds);
-  if (!written.ok()) {
-    std::cerr << "refpay settle: " << written.message() << "\n";
-    return 2;
+  absl::Status written = WriteOutputs(*options, engine, rejected, lint, progress.applied, seconds);
+  if (!written.ok()) return fail(written);
+  if (checkpoints) {
+    // Every output is in place: the run is complete, its state is spent.
+    std::error_code error;
+    std::filesystem::remove(options->state, error);
+    if (error) {
+      return fail(absl::DataLossError(absl::StrCat(options->state, ": ", error.message())));
+    }
   }
   return 0;
 }
