@@ -1247,7 +1247,9 @@ class Engine::Impl {
     auto text = [](const std::vector<std::string>& column, int32_t row) -> std::string_view {
       return column.empty() ? std::string_view() : std::string_view(column[row]);
     };
-    for (const internal::BatchStep& step : steps) {
+    for (size_t i = 0; i < steps.size(); ++i) {
+      TouchAhead(steps, i, orders, member_of_row);
+      const internal::BatchStep& step = steps[i];
       const int32_t row = step.row;
       const bool member_row = step.type == EventType::kJoin;
       absl::Status status;
@@ -1317,6 +1319,31 @@ class Engine::Impl {
         errors.push_back({member_row ? "members" : "orders", row, ErrorCodeOf(status),
                           std::string(status.message())});
       }
+    }
+  }
+
+  // An order's entries walk the buyer's ancestors: a chain of dependent
+  // loads at random places in the member columns, each a cache (and TLB)
+  // miss on a large tree. A batch knows its next orders, so it loads their
+  // links a few steps ahead, one link per stage: the buyer's row, the
+  // buyer, its inviter. The loads overlap instead of queueing.
+  void TouchAhead(const std::vector<internal::BatchStep>& steps, size_t i,
+                  const BatchOrders& orders, const std::vector<int32_t>& member_of_row) const {
+    constexpr size_t kRow = 16, kBuyer = 8, kInviter = 4;
+    auto buyer_row = [&](size_t ahead) -> int32_t {
+      if (i + ahead >= steps.size() || steps[i + ahead].type != EventType::kOrder) return -1;
+      const int32_t row = orders.buyer[steps[i + ahead].row];
+      return row >= 0 && static_cast<size_t>(row) < member_of_row.size() ? row : -1;
+    };
+    if (const int32_t row = buyer_row(kRow); row >= 0) {
+      asm volatile("" : : "r"(member_of_row[row]));
+    }
+    if (const int32_t row = buyer_row(kBuyer); row >= 0 && member_of_row[row] >= 0) {
+      tree_.Touch(MemberIndex(member_of_row[row]));
+    }
+    if (const int32_t row = buyer_row(kInviter); row >= 0 && member_of_row[row] >= 0) {
+      const MemberIndex inviter = tree_.Parent(MemberIndex(member_of_row[row]));
+      if (inviter.valid()) tree_.Touch(inviter);
     }
   }
 
