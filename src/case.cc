@@ -125,43 +125,90 @@ absl::StatusOr<Multiset> ExpectedErrors(const Json& errors) {
   return set;
 }
 
-void DiffMoney(std::string_view section, const MoneyTable& expected, const MoneyTable& got,
-               std::vector<std::string>* diff) {
-  for (const auto& [key, amount] : expected) {
-    auto it = got.find(key);
-    if (it == got.end()) {
-      diff->push_back(
-          absl::StrCat(std::string(section), ": missing   ", key, " ", amount.ToString()));
-    } else if (it->second != amount) {
-      diff->push_back(absl::StrCat(std::string(section), ": expected  ", key, " ",
-                                   amount.ToString(), ", got ", it->second.ToString()));
-    }
+// Where a ledger key differs only in status, the diff says so next to the
+// row: "o1 A level1 pending" and "o1 A level1 frozen" share "o1 A level1".
+std::string WithoutStatus(const std::string& key) { return key.substr(0, key.rfind(' ')); }
+
+// The rows of `table` that share `key`'s order, member and kind but not its
+// status, as "status amount" texts.
+std::string OtherStatuses(const MoneyTable& table, const std::string& key) {
+  const std::string group = WithoutStatus(key);
+  std::vector<std::string> others;
+  for (auto it = table.lower_bound(group); it != table.end(); ++it) {
+    if (it->first.compare(0, group.size(), group) != 0) break;
+    if (it->first == key || WithoutStatus(it->first) != group) continue;
+    others.push_back(absl::StrCat(it->first.substr(group.size() + 1), " ", it->second.ToString()));
   }
-  for (const auto& [key, amount] : got) {
-    if (!expected.contains(key)) {
-      diff->push_back(
-          absl::StrCat(std::string(section), ": unexpected ", key, " ", amount.ToString()));
-    }
-  }
+  return absl::StrJoin(others, ", ");
 }
 
-void DiffMultiset(std::string_view section, const Multiset& expected, const Multiset& got,
-                  const std::map<std::string, std::string>& notes, std::vector<std::string>* diff) {
-  for (const auto& [key, count] : expected) {
-    auto it = got.find(key);
-    for (int i = it == got.end() ? 0 : it->second; i < count; ++i) {
-      diff->push_back(absl::StrCat(std::string(section), ": missing   ", key));
+// One line per differing row, in key order so that the rows of one key sit
+// together, after a line naming the section's columns:
+//   ledger: 2 rows differ (order member kind status amount)
+//   ledger: expected  o1 A level1 pending 12.00, got 10.00
+//   ledger: missing   o1 B level1 frozen 5.00  (got it as: pending 5.00)
+//   ledger: unexpected o1 B level1 pending 5.00  (expected it as: frozen 5.00)
+void DiffMoney(std::string_view section, std::string_view columns, bool by_status,
+               const MoneyTable& expected, const MoneyTable& got, std::vector<std::string>* diff) {
+  std::vector<std::string> lines;
+  auto note = [&](const MoneyTable& other, const std::string& key, const char* how) {
+    if (!by_status) return std::string();
+    const std::string others = OtherStatuses(other, key);
+    return others.empty() ? std::string() : absl::StrCat("  (", how, " it as: ", others, ")");
+  };
+  auto e = expected.begin();
+  auto g = got.begin();
+  while (e != expected.end() || g != got.end()) {
+    if (g == got.end() || (e != expected.end() && e->first < g->first)) {
+      lines.push_back(absl::StrCat(std::string(section), ": missing   ", e->first, " ",
+                                   e->second.ToString(), note(got, e->first, "got")));
+      ++e;
+    } else if (e == expected.end() || g->first < e->first) {
+      lines.push_back(absl::StrCat(std::string(section), ": unexpected ", g->first, " ",
+                                   g->second.ToString(), note(expected, g->first, "expected")));
+      ++g;
+    } else {
+      if (e->second != g->second) {
+        lines.push_back(absl::StrCat(std::string(section), ": expected  ", e->first, " ",
+                                     e->second.ToString(), ", got ", g->second.ToString()));
+      }
+      ++e;
+      ++g;
     }
   }
-  for (const auto& [key, count] : got) {
-    auto it = expected.find(key);
-    for (int i = it == expected.end() ? 0 : it->second; i < count; ++i) {
-      auto note = notes.find(key);
-      diff->push_back(
-          absl::StrCat(std::string(section), ": unexpected ", key,
-                       note == notes.end() ? "" : absl::StrCat(" (", note->second, ")")));
+  if (lines.empty()) return;
+  diff->push_back(absl::StrCat(std::string(section), ": ", lines.size(),
+                               lines.size() == 1 ? " row differs (" : " rows differ (",
+                               std::string(columns), ")"));
+  diff->insert(diff->end(), lines.begin(), lines.end());
+}
+
+void DiffMultiset(std::string_view section, std::string_view columns, const Multiset& expected,
+                  const Multiset& got, const std::map<std::string, std::string>& notes,
+                  std::vector<std::string>* diff) {
+  std::vector<std::string> lines;
+  std::map<std::string, int> keys;  // every key of either side, in order
+  for (const auto& [key, count] : expected) keys[key] = 0;
+  for (const auto& [key, count] : got) keys[key] = 0;
+  for (const auto& [key, unused] : keys) {
+    auto e = expected.find(key);
+    auto g = got.find(key);
+    const int want = e == expected.end() ? 0 : e->second;
+    const int have = g == got.end() ? 0 : g->second;
+    for (int i = have; i < want; ++i) {
+      lines.push_back(absl::StrCat(std::string(section), ": missing   ", key));
+    }
+    for (int i = want; i < have; ++i) {
+      auto n = notes.find(key);
+      lines.push_back(absl::StrCat(std::string(section), ": unexpected ", key,
+                                   n == notes.end() ? "" : absl::StrCat(" (", n->second, ")")));
     }
   }
+  if (lines.empty()) return;
+  diff->push_back(absl::StrCat(std::string(section), ": ", lines.size(),
+                               lines.size() == 1 ? " item differs (" : " items differ (",
+                               std::string(columns), ")"));
+  diff->insert(diff->end(), lines.begin(), lines.end());
 }
 
 // Runs the events of a case on a valid policy.
@@ -256,14 +303,25 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
     if (!HasErrors(outcome.lint)) {
       std::vector<LintFinding> warnings = LintPolicy(policy);
       outcome.lint.insert(outcome.lint.end(), warnings.begin(), warnings.end());
-      REFPAY_RETURN_IF_ERROR(RunEvents(std::move(policy), *events, doc.at("as_of"), &outcome));
+      // A compliance error (paid_depth above 3 levels) makes the policy as
+      // unusable as a broken one: the case is not run (docs/decisions.md).
+      if (!HasErrors(outcome.lint)) {
+        REFPAY_RETURN_IF_ERROR(RunEvents(std::move(policy), *events, doc.at("as_of"), &outcome));
+      }
     }
   }
 
   // Compare each section that is present.
+  // Without "expect" the outcome is still computed (`refpay case run`
+  // prints it for other tools), but nothing was checked, so it cannot pass.
   const auto expect_it = doc.find("expect");
-  if (expect_it == doc.end() || !expect_it->is_object())
-    return BadCase("a case needs an \"expect\" object");
+  if (expect_it == doc.end()) {
+    result.diff.push_back(
+        "expect: missing (no section to compare; `refpay case run --json` "
+        "prints the outcome to start from)");
+    return result;
+  }
+  if (!expect_it->is_object()) return BadCase("\"expect\" must be an object");
   const Json& expect = *expect_it;
   for (const auto& [key, value] : expect.items()) {
     if (key != "ledger" && key != "balances" && key != "flags" && key != "errors" &&
@@ -282,7 +340,7 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
                                                 std::string(EntryStatusName(row.status))),
                                       row.amount));
     }
-    DiffMoney("ledger", expected, got, &diff);
+    DiffMoney("ledger", "order member kind status amount", true, expected, got, &diff);
   }
   if (expect.contains("balances")) {
     REFPAY_ASSIGN_OR_RETURN(MoneyTable expected, ExpectedBalances(expect.at("balances")));
@@ -291,7 +349,7 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
       REFPAY_RETURN_IF_ERROR(
           AddMoney(got, absl::StrCat(row.member, " ", EntryStatusName(row.status)), row.amount));
     }
-    DiffMoney("balances", expected, got, &diff);
+    DiffMoney("balances", "member status amount", false, expected, got, &diff);
   }
   if (expect.contains("flags")) {
     REFPAY_ASSIGN_OR_RETURN(Multiset expected, ExpectedFlags(expect.at("flags")));
@@ -300,7 +358,7 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
       ++got[flag.order ? absl::StrCat(flag.check, " ", flag.member, " ", *flag.order)
                        : absl::StrCat(flag.check, " ", flag.member)];
     }
-    DiffMultiset("flags", expected, got, {}, &diff);
+    DiffMultiset("flags", "check member order", expected, got, {}, &diff);
   }
   if (expect.contains("errors")) {
     REFPAY_ASSIGN_OR_RETURN(Multiset expected, ExpectedErrors(expect.at("errors")));
@@ -311,7 +369,7 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
       ++got[key];
       messages[key] = error.message;
     }
-    DiffMultiset("errors", expected, got, messages, &diff);
+    DiffMultiset("errors", "event <index> code", expected, got, messages, &diff);
   }
   if (expect.contains("lint")) {
     const Json& codes = expect.at("lint");

@@ -151,6 +151,13 @@ class Engine::Impl {
                                   "\" was applied with different content"));
       }
     }
+    if (!event.ok() && ErrorCodeOf(event.status()) == "bad_amount") {
+      // The amount is read last, so the time is valid: time order is
+      // judged before field values (docs/decisions.md, validation order).
+      absl::StatusOr<absl::Time> at = ParseTimestamp(object->at("at").get<std::string>());
+      if (at.ok() && Micros(*at) < last_at_)
+        return OutOfOrder(object->at("type").get<std::string>(), Micros(*at));
+    }
     if (!event.ok()) return event.status();
     return Apply(*event);
   }
@@ -574,12 +581,15 @@ class Engine::Impl {
     return absl::OkStatus();
   }
 
-  absl::Status CheckTime(EventType type, int64_t at) const {
-    if (at >= last_at_) return absl::OkStatus();
+  absl::Status OutOfOrder(std::string_view type, int64_t at) const {
     return Error(absl::StatusCode::kFailedPrecondition, "out_of_order",
-                 absl::StrCat(EventTypeName(type), " at ", TimeText(at, policy_.timezone),
+                 absl::StrCat(std::string(type), " at ", TimeText(at, policy_.timezone),
                               " is earlier than the previous event at ",
                               TimeText(last_at_, policy_.timezone)));
+  }
+
+  absl::Status CheckTime(EventType type, int64_t at) const {
+    return at < last_at_ ? OutOfOrder(EventTypeName(type), at) : absl::OkStatus();
   }
 
   absl::Status Dispatch(const Event& event) {
@@ -914,7 +924,13 @@ class Engine::Impl {
     }
   }
 
-  // Records a flag of the current event once per (check, member, order).
+  // Records a cap flag of the current event: one per entry a cap reduces
+  // (SPEC §3.5), so two cut entries of one member on one order are two flags.
+  void AddCapFlag(FlagKind kind, int32_t member, int32_t order) {
+    new_flags_.push_back({kind, member, order});
+  }
+
+  // Records a check flag of the current event once per (check, member, order).
   void AddFlag(FlagKind kind, int32_t member, int32_t order) {
     for (const FlagRecord& f : new_flags_) {
       if (f.kind == kind && f.member == member && f.order == order) return;
@@ -952,7 +968,7 @@ class Engine::Impl {
       if (p.paid > room) {
         p.paid = room;
         p.cuts |= kCutMemberMonth;
-        AddFlag(FlagKind::kCapMember, p.member, order);
+        AddCapFlag(FlagKind::kCapMember, p.member, order);
       }
     }
     if (policy_.cap_budget) {
@@ -961,7 +977,7 @@ class Engine::Impl {
       if (p.paid > room) {
         p.paid = room;
         p.cuts |= kCutBudget;
-        AddFlag(FlagKind::kBudgetExhausted, p.member, order);
+        AddCapFlag(FlagKind::kBudgetExhausted, p.member, order);
       }
     }
     added.emplace_back(p.member, p.paid);
@@ -971,12 +987,14 @@ class Engine::Impl {
   void CommitRunCaps(int32_t member, int64_t at, int64_t amount) {
     if (amount == 0) return;
     if (policy_.cap_member_month) month_used_[MonthKey(member, MonthOf(at))] += amount;
-    budget_used_ += amount;
+    // Bounded by the budget; without one the total is not needed (and could
+    // exceed int64 where every balance still fits).
+    if (policy_.cap_budget) budget_used_ += amount;
   }
 
   void ReleaseRunCaps(int32_t member, int64_t at, int64_t amount) {
     if (policy_.cap_member_month) month_used_[MonthKey(member, MonthOf(at))] -= amount;
-    budget_used_ -= amount;
+    if (policy_.cap_budget) budget_used_ -= amount;
   }
 
   // Fills each pending entry's `paid` from its raw amount, within the
@@ -1000,28 +1018,31 @@ class Engine::Impl {
                  absl::StrCat("order \"", internal::AsAbsl(id), "\" was already placed"));
   }
 
+  // Field values before references (docs/decisions.md, validation order).
+  absl::Status CheckOrderAmount(std::string_view order_id, std::optional<Money> amount) const {
+    if (amount && amount->is_positive()) return absl::OkStatus();
+    return Error(
+        absl::StatusCode::kInvalidArgument, "bad_amount",
+        absl::StrCat("order \"", internal::AsAbsl(order_id), "\" amount must be positive, got ",
+                     amount ? amount->ToString() : "nothing"));
+  }
+
   absl::Status PlaceOrder(const Event& event, int64_t at) {
+    REFPAY_RETURN_IF_ERROR(CheckOrderAmount(event.order, event.amount));
     if (order_ids_.Contains(event.order)) return DuplicateOrder(event.order);
     REFPAY_ASSIGN_OR_RETURN(const int32_t buyer, FindMember(event.buyer, "buyer"));
-    REFPAY_RETURN_IF_ERROR(PlaceOrderResolved(event.order, buyer, event.amount, at,
-                                              event.category ? &*event.category : nullptr));
+    REFPAY_RETURN_IF_ERROR(
+        PlaceOrderResolved(buyer, *event.amount, at, event.category ? &*event.category : nullptr));
     order_ids_.Add(event.order);
     return absl::OkStatus();
   }
 
-  // Places an order whose id is new and whose buyer has joined: the part of
-  // an order shared by events and batches. The caller records the id (as
-  // order number orders_.size() before the call) once this succeeds.
-  absl::Status PlaceOrderResolved(std::string_view order_id, int32_t buyer,
-                                  std::optional<Money> amount, int64_t at,
+  // Places an order of a positive amount whose id is new and whose buyer
+  // has joined: the part of an order shared by events and batches. The
+  // caller records the id (as order number orders_.size() before the call)
+  // once this succeeds.
+  absl::Status PlaceOrderResolved(int32_t buyer, Money base, int64_t at,
                                   const std::string* category) {
-    if (!amount || !amount->is_positive()) {
-      return Error(
-          absl::StatusCode::kInvalidArgument, "bad_amount",
-          absl::StrCat("order \"", internal::AsAbsl(order_id), "\" amount must be positive, got ",
-                       amount ? amount->ToString() : "nothing"));
-    }
-    const Money base = *amount;
     int64_t new_spend = 0;
     if (uses_.own_spend && __builtin_add_overflow(own_spend_[buyer], base.fen(), &new_spend)) {
       return Error(absl::StatusCode::kOutOfRange, "overflow", "the buyer's total spend overflows");
@@ -1038,7 +1059,7 @@ class Engine::Impl {
     ApplyChecks(buyer, at, order);
     FillOrderTotal(base);
     for (const Pending& p : pending_) {
-      if (p.cuts & kCutOrderTotal) AddFlag(FlagKind::kCapOrder, p.member, order);
+      if (p.cuts & kCutOrderTotal) AddCapFlag(FlagKind::kCapOrder, p.member, order);
     }
     month_added_.clear();
     int64_t budget_added = 0;
@@ -1198,12 +1219,12 @@ class Engine::Impl {
       if (p.paid > 0 && rewards.max_rewards && rewards_paid_ >= *rewards.max_rewards) {
         p.paid = 0;
         p.cuts |= kCutMaxRewards;
-        AddFlag(FlagKind::kBudgetExhausted, inviter, -1);
+        AddCapFlag(FlagKind::kBudgetExhausted, inviter, -1);
       }
       month_added_.clear();
       int64_t budget_added = 0;
       ApplyRunCaps(p, at, -1, month_added_, budget_added);
-      for (const FlagRecord& f : new_flags_) AddRunFlag(f.kind, f.member);
+      flags_.insert(flags_.end(), new_flags_.begin(), new_flags_.end());
       if (p.paid > 0) ++rewards_paid_;
       const int32_t index = static_cast<int32_t>(entries_.size());
       entries_.push_back(
@@ -1229,10 +1250,11 @@ class Engine::Impl {
     // repeat, so they skip the duplicate check and the hashing.
     const bool new_member_ids = members.ids.empty() && member_ids_.size() == 0;
     const bool new_order_ids = orders.ids.empty() && order_ids_.size() == 0;
-    // Ids default to row numbers; `scratch` holds one while it is used.
-    std::string scratch;
-    auto id_of = [&scratch](const std::vector<std::string>& ids, int32_t row) -> std::string_view {
+    // Ids default to row numbers, written into a scratch string per table.
+    std::string member_scratch, order_scratch;
+    auto id_of = [&](const std::vector<std::string>& ids, int32_t row) -> std::string_view {
       if (!ids.empty()) return ids[row];
+      std::string& scratch = &ids == &members.ids ? member_scratch : order_scratch;
       scratch = absl::StrCat(row);
       return scratch;
     };
@@ -1270,11 +1292,14 @@ class Engine::Impl {
                                absl::StrCat("buyer row ", buyer_row, " is out of range"));
             break;
           }
-          status = CheckTime(EventType::kOrder, step.at);
-          if (!status.ok()) break;
-          // The id is taken first, as the event path checks duplicate_order
-          // first, and given back if the order is rejected.
           const std::string_view id = id_of(orders.ids, row);
+          const Money amount = Money::FromFen(orders.amount[row]);
+          status = CheckTime(EventType::kOrder, step.at);
+          if (status.ok()) status = CheckOrderAmount(id, amount);
+          if (!status.ok()) break;
+          // The id is taken before the buyer is looked up, as the event path
+          // checks duplicate_order first, and given back if the order is
+          // rejected.
           std::optional<int32_t> index;
           if (new_order_ids) {
             index = order_ids_.AddUnindexed(std::string(id));
@@ -1286,9 +1311,8 @@ class Engine::Impl {
           const std::string* category = orders.category.empty() || orders.category[row].empty()
                                             ? nullptr
                                             : &orders.category[row];
-          status = buyer.ok() ? PlaceOrderResolved(id, *buyer, Money::FromFen(orders.amount[row]),
-                                                   step.at, category)
-                              : buyer.status();
+          status =
+              buyer.ok() ? PlaceOrderResolved(*buyer, amount, step.at, category) : buyer.status();
           if (status.ok()) {
             order_of_row[row] = *index;
           } else {
@@ -1298,7 +1322,12 @@ class Engine::Impl {
         }
         case EventType::kConfirm:
         case EventType::kRefund: {
+          const std::optional<Money> refund =
+              step.type == EventType::kRefund
+                  ? std::optional<Money>(Money::FromFen(orders.refund_amount[row]))
+                  : std::nullopt;
           status = CheckTime(step.type, step.at);
+          if (status.ok()) status = CheckRefundAmount(refund);
           if (!status.ok()) break;
           absl::StatusOr<int32_t> order = order_at(row);
           if (!order.ok()) {
@@ -1306,7 +1335,7 @@ class Engine::Impl {
           } else if (step.type == EventType::kConfirm) {
             ConfirmResolved(*order, step.at);
           } else {
-            status = RefundResolved(*order, Money::FromFen(orders.refund_amount[row]), step.at);
+            status = RefundResolved(*order, refund, step.at);
           }
           break;
         }
@@ -1468,20 +1497,25 @@ class Engine::Impl {
     FillOrderTotal(base);
   }
 
+  // Field values before references (docs/decisions.md, validation order).
+  static absl::Status CheckRefundAmount(std::optional<Money> refund) {
+    if (!refund || refund->is_positive()) return absl::OkStatus();
+    return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
+                 absl::StrCat("refund amount must be positive, got ", refund->ToString()));
+  }
+
   absl::Status Refund(const Event& event, int64_t at) {
+    REFPAY_RETURN_IF_ERROR(CheckRefundAmount(event.amount));
     REFPAY_ASSIGN_OR_RETURN(const int32_t order, FindOrder(event.order));
     return RefundResolved(order, event.amount, at);
   }
 
-  // Refunds `amount` (all that is left if absent) of a placed order.
+  // Refunds `refund` (all that is left if absent; positive) of a placed
+  // order.
   absl::Status RefundResolved(int32_t order, std::optional<Money> refund, int64_t at) {
     OrderRecord& o = orders_[order];
     const int64_t left = o.amount - o.refunded;
     const int64_t amount = refund ? refund->fen() : left;
-    if (refund && !refund->is_positive()) {
-      return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
-                   absl::StrCat("refund amount must be positive, got ", refund->ToString()));
-    }
     if (left == 0 || amount > left) {
       return Error(
           absl::StatusCode::kFailedPrecondition, "over_refund",

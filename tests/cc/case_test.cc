@@ -55,11 +55,37 @@ TEST(CaseTest, ReadableDiffOnFailure) {
   ASSERT_THAT(result, IsOk());
   EXPECT_FALSE(result->passed);
   EXPECT_THAT(result->diff,
-              ElementsAre("ledger: expected  o1 A level2 pending 12.00, got 10.00",
+              ElementsAre("ledger: 2 rows differ (order member kind status amount)",
+                          "ledger: expected  o1 A level2 pending 12.00, got 10.00",
                           "ledger: unexpected o1 B level1 pending 10.00",
+                          "flags: 1 item differs (check member order)",
                           "flags: missing   shared_identity A o1",
+                          "errors: 1 item differs (event <index> code)",
                           "errors: unexpected event 4 unknown_member (buyer \"Q\" has not joined)",
                           "lint: missing   paid_depth (reported: nothing)"));
+}
+
+TEST(CaseTest, DiffPairsRowsThatDifferOnlyInStatus) {
+  absl::StatusOr<CaseResult> result = RunWithExpect(R"({
+    "ledger": [{"order": "o1", "member": "A", "kind": "level2", "amount": "10.00", "status": "frozen"},
+               {"order": "o1", "member": "B", "kind": "level1", "amount": "10.00", "status": "pending"}]})");
+  ASSERT_THAT(result, IsOk());
+  EXPECT_FALSE(result->passed);
+  EXPECT_THAT(result->diff,
+              ElementsAre("ledger: 2 rows differ (order member kind status amount)",
+                          "ledger: missing   o1 A level2 frozen 10.00  (got it as: pending 10.00)",
+                          "ledger: unexpected o1 A level2 pending 10.00  (expected it as: frozen "
+                          "10.00)"));
+}
+
+TEST(CaseTest, ACaseWithoutExpectIsRunButDoesNotPass) {
+  std::string text = kCase;
+  text.replace(text.find(",\n  \"expect\": EXPECT"), 20, "");
+  absl::StatusOr<CaseResult> result = RunCaseText(text, ".");
+  ASSERT_THAT(result, IsOk());
+  EXPECT_FALSE(result->passed);
+  EXPECT_EQ(result->outcome.ledger.size(), 2u);
+  EXPECT_THAT(result->diff, ElementsAre(HasSubstr("expect: missing")));
 }
 
 TEST(CaseTest, OutcomeJsonHasTheExpectShape) {
@@ -94,6 +120,22 @@ TEST(CaseTest, InvalidPolicyIsReportedAsLint) {
                                                   ".");
   ASSERT_THAT(result, IsOk());
   EXPECT_TRUE(result->passed) << ::testing::PrintToString(result->diff);
+}
+
+TEST(CaseTest, ALintErrorStopsTheRun) {
+  // Four paid ancestor levels: paid_depth is an error, so nothing is paid.
+  absl::StatusOr<CaseResult> result = RunCaseText(R"({
+    "policy": {"levels": [{"rate": "4%"}, {"rate": "3%"}, {"rate": "2%"}, {"rate": "1%"}]},
+    "events": [
+      {"type": "join", "member": "A", "at": "2026-03-01T09:00:00+08:00"},
+      {"type": "join", "member": "B", "inviter": "A", "at": "2026-03-01T09:00:00+08:00"},
+      {"type": "order", "id": "o1", "buyer": "B", "amount": "100", "at": "2026-03-02T10:00:00+08:00"}],
+    "as_of": "2026-03-20T10:00:00+08:00",
+    "expect": {"ledger": [], "errors": [], "lint": ["paid_depth"]}})",
+                                                  ".");
+  ASSERT_THAT(result, IsOk());
+  EXPECT_TRUE(result->passed) << ::testing::PrintToString(result->diff);
+  EXPECT_TRUE(result->outcome.ledger.empty());
 }
 
 }  // namespace
