@@ -1,11 +1,13 @@
 #include "refpay/batch.h"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "batch_steps.h"
 #include "refpay/status.h"
 
 namespace refpay {
@@ -18,16 +20,40 @@ absl::Status CheckColumn(size_t size, size_t rows, const char* table, const char
                    absl::StrCat(table, ".", column, " has ", size, " values for ", rows, " rows"));
 }
 
-// One step of the merged stream: which row of which table becomes which event.
-struct Step {
-  int64_t at;
-  EventType type;
-  int64_t row;
-};
+using internal::BatchStep;
 
-const std::string& Or(const std::vector<std::string>& column, int64_t row,
-                      const std::string& fallback) {
-  return column.empty() ? fallback : column[row];
+// Rows of one table as steps, sorted by time; equal times keep row order.
+std::vector<BatchStep> Steps(const std::vector<int64_t>& at, EventType type,
+                             const std::vector<int64_t>* when = nullptr, int64_t skip = 0) {
+  std::vector<BatchStep> steps;
+  steps.reserve(at.size());
+  for (size_t i = 0; i < at.size(); ++i) {
+    if (when != nullptr && (*when)[i] == skip) continue;
+    steps.push_back({at[i], static_cast<int32_t>(i), type});
+  }
+  auto by_time = [](const BatchStep& a, const BatchStep& b) { return a.at < b.at; };
+  if (!std::is_sorted(steps.begin(), steps.end(), by_time))
+    std::stable_sort(steps.begin(), steps.end(), by_time);
+  return steps;
+}
+
+// Merges the tables' steps into one stream by time; at equal times members
+// come first, then orders, confirmations and refunds.
+std::vector<BatchStep> Merge(std::vector<std::vector<BatchStep>> streams) {
+  size_t total = 0;
+  for (const auto& stream : streams) total += stream.size();
+  std::vector<BatchStep> merged;
+  merged.reserve(total);
+  std::vector<size_t> next(streams.size(), 0);
+  while (merged.size() < total) {
+    size_t best = streams.size();
+    for (size_t s = 0; s < streams.size(); ++s) {
+      if (next[s] == streams[s].size()) continue;
+      if (best == streams.size() || streams[s][next[s]].at < streams[best][next[best]].at) best = s;
+    }
+    merged.push_back(streams[best][next[best]++]);
+  }
+  return merged;
 }
 
 }  // namespace
@@ -55,91 +81,25 @@ absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& membe
   REFPAY_RETURN_IF_ERROR(CheckColumn(orders.refunded_at.size(), n, "orders", "refunded_at",
                                      orders.refund_amount.empty()));
 
-  // Ids default to row numbers.
-  std::vector<std::string> member_ids = members.ids;
-  if (member_ids.empty()) {
-    member_ids.reserve(m);
-    for (size_t i = 0; i < m; ++i) member_ids.push_back(absl::StrCat(i));
-  }
-  std::vector<std::string> order_ids = orders.ids;
-  if (order_ids.empty()) {
-    order_ids.reserve(n);
-    for (size_t i = 0; i < n; ++i) order_ids.push_back(absl::StrCat(i));
+  if (m > std::numeric_limits<int32_t>::max() || n > std::numeric_limits<int32_t>::max()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "bad_batch",
+                     "a batch holds at most 2147483647 members and as many orders");
   }
 
-  // Members first, then orders, confirms and refunds; a stable sort by time
-  // keeps that order among equal times.
-  std::vector<Step> steps;
-  steps.reserve(2 * m + 3 * n);
-  for (size_t i = 0; i < m; ++i) {
-    const int64_t row = static_cast<int64_t>(i);
-    steps.push_back({members.joined_at[i], EventType::kJoin, row});
-    if (!members.role.empty() && !members.role[i].empty()) {
-      steps.push_back({members.joined_at[i], EventType::kSetRole, row});
-    }
+  std::vector<std::vector<BatchStep>> streams;
+  streams.push_back(Steps(members.joined_at, EventType::kJoin));
+  streams.push_back(Steps(orders.at, EventType::kOrder));
+  if (!orders.confirmed_at.empty()) {
+    streams.push_back(
+        Steps(orders.confirmed_at, EventType::kConfirm, &orders.confirmed_at, kNoTime));
   }
-  for (size_t i = 0; i < n; ++i)
-    steps.push_back({orders.at[i], EventType::kOrder, static_cast<int64_t>(i)});
-  for (size_t i = 0; i < orders.confirmed_at.size(); ++i) {
-    if (orders.confirmed_at[i] != kNoTime) {
-      steps.push_back({orders.confirmed_at[i], EventType::kConfirm, static_cast<int64_t>(i)});
-    }
+  if (!orders.refund_amount.empty()) {
+    streams.push_back(Steps(orders.refunded_at, EventType::kRefund, &orders.refund_amount, 0));
   }
-  for (size_t i = 0; i < orders.refund_amount.size(); ++i) {
-    if (orders.refund_amount[i] != 0) {
-      steps.push_back({orders.refunded_at[i], EventType::kRefund, static_cast<int64_t>(i)});
-    }
-  }
-  std::stable_sort(steps.begin(), steps.end(),
-                   [](const Step& a, const Step& b) { return a.at < b.at; });
+  const std::vector<BatchStep> steps = Merge(std::move(streams));
 
   BatchResult result{Engine(std::move(policy)), {}};
-  const std::string none;
-  Event event;
-  for (const Step& step : steps) {
-    const bool member_row = step.type == EventType::kJoin || step.type == EventType::kSetRole;
-    const int64_t row = step.row;
-    event = Event();
-    event.type = step.type;
-    event.at = absl::FromUnixMicros(step.at);
-    if (step.type == EventType::kJoin) {
-      event.member = member_ids[row];
-      const int32_t inviter = members.inviter[row];
-      if (inviter < -1 || inviter >= static_cast<int64_t>(m)) {
-        result.errors.push_back({"members", row, "unknown_member",
-                                 absl::StrCat("inviter row ", inviter, " is out of range")});
-        continue;
-      }
-      if (inviter >= 0) event.inviter = member_ids[inviter];
-      event.identity = {Or(members.region, row, none), Or(members.device, row, none),
-                        Or(members.phone, row, none), Or(members.payment, row, none)};
-    } else if (step.type == EventType::kSetRole) {
-      event.member = member_ids[row];
-      event.role = members.role[row];
-      if (!members.rank.empty() && !members.rank[row].empty()) event.rank = members.rank[row];
-    } else {
-      event.order = order_ids[row];
-      if (step.type == EventType::kOrder) {
-        const int32_t buyer = orders.buyer[row];
-        if (buyer < 0 || buyer >= static_cast<int64_t>(m)) {
-          result.errors.push_back({"orders", row, "unknown_member",
-                                   absl::StrCat("buyer row ", buyer, " is out of range")});
-          continue;
-        }
-        event.buyer = member_ids[buyer];
-        event.amount = Money::FromFen(orders.amount[row]);
-        if (!orders.category.empty() && !orders.category[row].empty())
-          event.category = orders.category[row];
-      } else if (step.type == EventType::kRefund) {
-        event.amount = Money::FromFen(orders.refund_amount[row]);
-      }
-    }
-    absl::Status status = result.engine.Apply(event);
-    if (!status.ok()) {
-      result.errors.push_back({member_row ? "members" : "orders", row, ErrorCodeOf(status),
-                               std::string(status.message())});
-    }
-  }
+  internal::ApplyBatchSteps(result.engine, steps, members, orders, result.errors);
   return result;
 }
 

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "absl_compat.h"
+#include "batch_steps.h"
 #include "boost/crc.hpp"
 #include "bytes.h"
 #include "event_json.h"
@@ -116,7 +117,8 @@ const char* FlagKindName(FlagKind kind) {
 }
 
 class Engine::Impl {
-  friend class Engine;  // Snapshot and Restore reach Save and Load
+  friend class Engine;                   // Snapshot and Restore reach Save and Load
+  friend struct internal::EngineAccess;  // SettleBatch reaches ApplyBatch
 
  public:
   explicit Impl(Policy policy) : policy_(std::move(policy)) { Plan(); }
@@ -586,9 +588,13 @@ class Engine::Impl {
                               TimeText(last_at_, policy_.timezone)));
   }
 
+  absl::Status CheckTime(EventType type, int64_t at) const {
+    return at < last_at_ ? OutOfOrder(EventTypeName(type), at) : absl::OkStatus();
+  }
+
   absl::Status Dispatch(const Event& event) {
     const int64_t at = Micros(event.at);
-    if (at < last_at_) return OutOfOrder(EventTypeName(event.type), at);
+    REFPAY_RETURN_IF_ERROR(CheckTime(event.type, at));
     absl::Status status;
     switch (event.type) {
       case EventType::kJoin:
@@ -635,28 +641,43 @@ class Engine::Impl {
     return *order;
   }
 
-  int32_t Intern(absl::flat_hash_map<std::string, int32_t>& table, const std::string& value) {
+  int32_t Intern(absl::flat_hash_map<std::string, int32_t>& table, std::string_view value) {
     if (value.empty()) return 0;
-    return table.try_emplace(value, static_cast<int32_t>(table.size() + 1)).first->second;
+    if (auto it = table.find(internal::AsAbsl(value)); it != table.end()) return it->second;
+    const auto next = static_cast<int32_t>(table.size() + 1);
+    table.emplace(std::string(value), next);
+    return next;
+  }
+
+  absl::Status DuplicateMember(std::string_view id) const {
+    return Error(absl::StatusCode::kAlreadyExists, "duplicate_member",
+                 absl::StrCat("member \"", internal::AsAbsl(id), "\" has already joined"));
   }
 
   absl::Status Join(const Event& event, int64_t at) {
-    if (member_ids_.Contains(event.member)) {
-      return Error(absl::StatusCode::kAlreadyExists, "duplicate_member",
-                   absl::StrCat("member \"", event.member, "\" has already joined"));
-    }
+    if (member_ids_.Contains(event.member)) return DuplicateMember(event.member);
     int32_t inviter = -1;
     if (event.inviter) {
       REFPAY_ASSIGN_OR_RETURN(inviter, FindMember(*event.inviter, "inviter"));
     }
-    const int32_t m = tree_.Add(MemberIndex(inviter)).value();
     member_ids_.Add(event.member);
+    const Identity& id = event.identity;
+    JoinResolved(inviter, at, {id.region, id.device, id.phone, id.payment});
+    return absl::OkStatus();
+  }
+
+  // Adds the member whose id was added last to member_ids_, under `inviter`
+  // (-1 for none), which has joined: the part of a join shared by events and
+  // batches. Cannot fail.
+  int32_t JoinResolved(int32_t inviter, int64_t at,
+                       const std::array<std::string_view, 4>& identity) {
+    const int32_t m = tree_.Add(MemberIndex(inviter)).value();
     roles_.push_back(0);
     explicit_rank_.push_back(-1);
-    region_.push_back(Intern(identity_values_[0], event.identity.region));
-    identity_.push_back({Intern(identity_values_[1], event.identity.device),
-                         Intern(identity_values_[2], event.identity.phone),
-                         Intern(identity_values_[3], event.identity.payment)});
+    region_.push_back(Intern(identity_values_[0], identity[0]));
+    identity_.push_back({Intern(identity_values_[1], identity[1]),
+                         Intern(identity_values_[2], identity[2]),
+                         Intern(identity_values_[3], identity[3])});
     // Columns only some policies read are kept only for those policies.
     if (uses_.binding_time) bound_at_.push_back(at);
     if (uses_.buyer_orders) last_order_.push_back(-1);
@@ -681,7 +702,7 @@ class Engine::Impl {
         CountInvite(m, inviter, at);
       }
     }
-    return absl::OkStatus();
+    return m;
   }
 
   absl::Status Rebind(const Event& event, int64_t at) {
@@ -719,22 +740,27 @@ class Engine::Impl {
 
   absl::Status SetRole(const Event& event, bool grant) {
     REFPAY_ASSIGN_OR_RETURN(const int32_t m, FindMember(event.member, "member"));
-    auto known = role_bits_.find(event.role);
+    return SetRoleResolved(m, event.role, event.rank, grant);
+  }
+
+  absl::Status SetRoleResolved(int32_t m, const std::string& role,
+                               const std::optional<std::string>& rank, bool grant) {
+    auto known = role_bits_.find(role);
     if (!grant) {
       if (known == role_bits_.end()) return absl::OkStatus();
       roles_[m] &= ~(uint64_t{1} << known->second);
-      if (event.role == "leader") explicit_rank_[m] = -1;
+      if (role == "leader") explicit_rank_[m] = -1;
       tree_.SetLeader(MemberIndex(m), (roles_[m] & leader_mask_) != 0);
       return absl::OkStatus();
     }
-    const int bit = RoleBit(event.role);
-    const int rank_bit = event.rank ? RoleBit(*event.rank) : -1;
-    if (bit < 0 || (event.rank && rank_bit < 0)) {
+    const int bit = RoleBit(role);
+    const int rank_bit = rank ? RoleBit(*rank) : -1;
+    if (bit < 0 || (rank && rank_bit < 0)) {
       return Error(absl::StatusCode::kResourceExhausted, "bad_event",
                    absl::StrCat("more than ", kMaxRoles, " distinct role names"));
     }
     roles_[m] |= uint64_t{1} << bit;
-    if (event.rank) explicit_rank_[m] = static_cast<int8_t>(rank_bit);
+    if (rank) explicit_rank_[m] = static_cast<int8_t>(rank_bit);
     tree_.SetLeader(MemberIndex(m), (roles_[m] & leader_mask_) != 0);
     return absl::OkStatus();
   }
@@ -987,26 +1013,43 @@ class Engine::Impl {
     }
   }
 
+  absl::Status DuplicateOrder(std::string_view id) const {
+    return Error(absl::StatusCode::kAlreadyExists, "duplicate_order",
+                 absl::StrCat("order \"", internal::AsAbsl(id), "\" was already placed"));
+  }
+
+  // Field values before references (docs/decisions.md, validation order).
+  absl::Status CheckOrderAmount(std::string_view order_id, std::optional<Money> amount) const {
+    if (amount && amount->is_positive()) return absl::OkStatus();
+    return Error(
+        absl::StatusCode::kInvalidArgument, "bad_amount",
+        absl::StrCat("order \"", internal::AsAbsl(order_id), "\" amount must be positive, got ",
+                     amount ? amount->ToString() : "nothing"));
+  }
+
   absl::Status PlaceOrder(const Event& event, int64_t at) {
-    // Field values before references (docs/decisions.md, validation order).
-    if (!event.amount || !event.amount->is_positive()) {
-      return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
-                   absl::StrCat("order \"", event.order, "\" amount must be positive, got ",
-                                event.amount ? event.amount->ToString() : "nothing"));
-    }
-    if (order_ids_.Contains(event.order)) {
-      return Error(absl::StatusCode::kAlreadyExists, "duplicate_order",
-                   absl::StrCat("order \"", event.order, "\" was already placed"));
-    }
+    REFPAY_RETURN_IF_ERROR(CheckOrderAmount(event.order, event.amount));
+    if (order_ids_.Contains(event.order)) return DuplicateOrder(event.order);
     REFPAY_ASSIGN_OR_RETURN(const int32_t buyer, FindMember(event.buyer, "buyer"));
-    const Money base = *event.amount;
+    REFPAY_RETURN_IF_ERROR(
+        PlaceOrderResolved(buyer, *event.amount, at, event.category ? &*event.category : nullptr));
+    order_ids_.Add(event.order);
+    return absl::OkStatus();
+  }
+
+  // Places an order of a positive amount whose id is new and whose buyer
+  // has joined: the part of an order shared by events and batches. The
+  // caller records the id (as order number orders_.size() before the call)
+  // once this succeeds.
+  absl::Status PlaceOrderResolved(int32_t buyer, Money base, int64_t at,
+                                  const std::string* category) {
     int64_t new_spend = 0;
     if (uses_.own_spend && __builtin_add_overflow(own_spend_[buyer], base.fen(), &new_spend)) {
       return Error(absl::StatusCode::kOutOfRange, "overflow", "the buyer's total spend overflows");
     }
     int16_t rule_set = 0;
-    if (event.category) {
-      if (auto it = category_plan_.find(*event.category); it != category_plan_.end())
+    if (category != nullptr && !category_plan_.empty()) {
+      if (auto it = category_plan_.find(*category); it != category_plan_.end())
         rule_set = it->second;
     }
     const int32_t order = static_cast<int32_t>(orders_.size());
@@ -1046,7 +1089,6 @@ class Engine::Impl {
       last_referred_[record.referrer] = order;
     }
     orders_.push_back(record);
-    order_ids_.Add(event.order);
     if (uses_.own_spend) own_spend_[buyer] = new_spend;
     for (const Pending& p : pending_) {
       entries_.push_back({p.raw, p.paid, p.paid, order, p.member, p.rule, p.kind, p.level, p.action,
@@ -1192,12 +1234,217 @@ class Engine::Impl {
     }
   }
 
+  // ---- Batches (SettleBatch): rows applied by dense index. ---------------
+
+  // Applies the merged rows of a batch. Each step runs the checks of its
+  // event in the same order and with the same messages as Apply(); rows are
+  // found by index instead of by id, except where a row was rejected and
+  // the event path would find an earlier member or order of the same id.
+  void ApplyBatch(const std::vector<internal::BatchStep>& steps, const BatchMembers& members,
+                  const BatchOrders& orders, std::vector<BatchError>& errors) {
+    const auto m = static_cast<int32_t>(members.inviter.size());
+    const auto n = static_cast<int32_t>(orders.buyer.size());
+    Reserve(m, n);
+    std::vector<int32_t> member_of_row(m, -1), order_of_row(n, -1);
+    // Row-number ids given to an engine without ids of that kind cannot
+    // repeat, so they skip the duplicate check and the hashing.
+    const bool new_member_ids = members.ids.empty() && member_ids_.size() == 0;
+    const bool new_order_ids = orders.ids.empty() && order_ids_.size() == 0;
+    // Ids default to row numbers, written into a scratch string per table.
+    std::string member_scratch, order_scratch;
+    auto id_of = [&](const std::vector<std::string>& ids, int32_t row) -> std::string_view {
+      if (!ids.empty()) return ids[row];
+      std::string& scratch = &ids == &members.ids ? member_scratch : order_scratch;
+      scratch = absl::StrCat(row);
+      return scratch;
+    };
+    auto member_at = [&](int32_t row, std::string_view field) -> absl::StatusOr<int32_t> {
+      if (member_of_row[row] >= 0) return member_of_row[row];
+      return FindMember(std::string(id_of(members.ids, row)), field);
+    };
+    auto order_at = [&](int32_t row) -> absl::StatusOr<int32_t> {
+      if (order_of_row[row] >= 0) return order_of_row[row];
+      return FindOrder(std::string(id_of(orders.ids, row)));
+    };
+    auto text = [](const std::vector<std::string>& column, int32_t row) -> std::string_view {
+      return column.empty() ? std::string_view() : std::string_view(column[row]);
+    };
+    for (size_t i = 0; i < steps.size(); ++i) {
+      TouchAhead(steps, i, orders, member_of_row);
+      const internal::BatchStep& step = steps[i];
+      const int32_t row = step.row;
+      const bool member_row = step.type == EventType::kJoin;
+      absl::Status status;
+      switch (step.type) {
+        case EventType::kJoin:
+          status =
+              JoinRow(step.at, row, new_member_ids, members, member_of_row, id_of, member_at, text);
+          if (status.ok() || !HasRole(members, row)) break;
+          // A rejected join still grants its role to a member of that id,
+          // as the separate join and set_role events would.
+          errors.push_back({"members", row, ErrorCodeOf(status), std::string(status.message())});
+          status = RoleRow(step.at, row, members, member_at);
+          break;
+        case EventType::kOrder: {
+          const int32_t buyer_row = orders.buyer[row];
+          if (buyer_row < 0 || buyer_row >= m) {
+            status = MakeError(absl::StatusCode::kNotFound, "unknown_member",
+                               absl::StrCat("buyer row ", buyer_row, " is out of range"));
+            break;
+          }
+          const std::string_view id = id_of(orders.ids, row);
+          const Money amount = Money::FromFen(orders.amount[row]);
+          status = CheckTime(EventType::kOrder, step.at);
+          if (status.ok()) status = CheckOrderAmount(id, amount);
+          if (!status.ok()) break;
+          // The id is taken before the buyer is looked up, as the event path
+          // checks duplicate_order first, and given back if the order is
+          // rejected.
+          std::optional<int32_t> index;
+          if (new_order_ids) {
+            index = order_ids_.AddUnindexed(std::string(id));
+          } else if (index = order_ids_.TryAdd(std::string(id)); !index) {
+            status = DuplicateOrder(id);
+            break;
+          }
+          absl::StatusOr<int32_t> buyer = member_at(buyer_row, "buyer");
+          const std::string* category = orders.category.empty() || orders.category[row].empty()
+                                            ? nullptr
+                                            : &orders.category[row];
+          status =
+              buyer.ok() ? PlaceOrderResolved(*buyer, amount, step.at, category) : buyer.status();
+          if (status.ok()) {
+            order_of_row[row] = *index;
+          } else {
+            order_ids_.RemoveLast();
+          }
+          break;
+        }
+        case EventType::kConfirm:
+        case EventType::kRefund: {
+          const std::optional<Money> refund =
+              step.type == EventType::kRefund
+                  ? std::optional<Money>(Money::FromFen(orders.refund_amount[row]))
+                  : std::nullopt;
+          status = CheckTime(step.type, step.at);
+          if (status.ok()) status = CheckRefundAmount(refund);
+          if (!status.ok()) break;
+          absl::StatusOr<int32_t> order = order_at(row);
+          if (!order.ok()) {
+            status = order.status();
+          } else if (step.type == EventType::kConfirm) {
+            ConfirmResolved(*order, step.at);
+          } else {
+            status = RefundResolved(*order, refund, step.at);
+          }
+          break;
+        }
+        default:
+          break;
+      }
+      if (status.ok()) {
+        last_at_ = step.at;
+      } else {
+        errors.push_back({member_row ? "members" : "orders", row, ErrorCodeOf(status),
+                          std::string(status.message())});
+      }
+    }
+  }
+
+  // An order's entries walk the buyer's ancestors: a chain of dependent
+  // loads at random places in the member columns, each a cache (and TLB)
+  // miss on a large tree. A batch knows its next orders, so it loads their
+  // links a few steps ahead, one link per stage: the buyer's row, the
+  // buyer, its inviter. The loads overlap instead of queueing.
+  void TouchAhead(const std::vector<internal::BatchStep>& steps, size_t i,
+                  const BatchOrders& orders, const std::vector<int32_t>& member_of_row) const {
+    constexpr size_t kRow = 16, kBuyer = 8, kInviter = 4;
+    auto buyer_row = [&](size_t ahead) -> int32_t {
+      if (i + ahead >= steps.size() || steps[i + ahead].type != EventType::kOrder) return -1;
+      const int32_t row = orders.buyer[steps[i + ahead].row];
+      return row >= 0 && static_cast<size_t>(row) < member_of_row.size() ? row : -1;
+    };
+    if (const int32_t row = buyer_row(kRow); row >= 0) {
+      asm volatile("" : : "r"(member_of_row[row]));
+    }
+    if (const int32_t row = buyer_row(kBuyer); row >= 0 && member_of_row[row] >= 0) {
+      tree_.Touch(MemberIndex(member_of_row[row]));
+    }
+    if (const int32_t row = buyer_row(kInviter); row >= 0 && member_of_row[row] >= 0) {
+      const MemberIndex inviter = tree_.Parent(MemberIndex(member_of_row[row]));
+      if (inviter.valid()) tree_.Touch(inviter);
+    }
+  }
+
+  static bool HasRole(const BatchMembers& members, int32_t row) {
+    return !members.role.empty() && !members.role[row].empty();
+  }
+
+  // The join of member `row` (and its role, if any) in a batch.
+  template <typename IdOf, typename MemberAt, typename Text>
+  absl::Status JoinRow(int64_t at, int32_t row, bool new_id, const BatchMembers& members,
+                       std::vector<int32_t>& member_of_row, IdOf& id_of, MemberAt& member_at,
+                       Text& text) {
+    const int32_t inviter_row = members.inviter[row];
+    if (inviter_row < -1 || inviter_row >= static_cast<int64_t>(member_of_row.size())) {
+      return MakeError(absl::StatusCode::kNotFound, "unknown_member",
+                       absl::StrCat("inviter row ", inviter_row, " is out of range"));
+    }
+    REFPAY_RETURN_IF_ERROR(CheckTime(EventType::kJoin, at));
+    std::string id(id_of(members.ids, row));
+    if (!new_id && member_ids_.Contains(id)) return DuplicateMember(id);
+    int32_t inviter = -1;
+    if (inviter_row >= 0) {
+      REFPAY_ASSIGN_OR_RETURN(inviter, member_at(inviter_row, "inviter"));
+    }
+    if (new_id) {
+      member_ids_.AddUnindexed(std::move(id));
+    } else {
+      member_ids_.Add(std::move(id));
+    }
+    member_of_row[row] = JoinResolved(inviter, at,
+                                      {text(members.region, row), text(members.device, row),
+                                       text(members.phone, row), text(members.payment, row)});
+    last_at_ = at;
+    if (!HasRole(members, row)) return absl::OkStatus();
+    return RoleRow(at, row, members, member_at);
+  }
+
+  // The role of member `row` in a batch: a set_role event at its join time.
+  template <typename MemberAt>
+  absl::Status RoleRow(int64_t at, int32_t row, const BatchMembers& members, MemberAt& member_at) {
+    REFPAY_RETURN_IF_ERROR(CheckTime(EventType::kSetRole, at));
+    REFPAY_ASSIGN_OR_RETURN(const int32_t m, member_at(row, "member"));
+    std::optional<std::string> rank;
+    if (!members.rank.empty() && !members.rank[row].empty()) rank = members.rank[row];
+    return SetRoleResolved(m, members.role[row], rank, true);
+  }
+
+  // Sizes the columns for `members` more members and `orders` more orders.
+  void Reserve(int32_t members, int32_t orders) {
+    const int32_t total = member_ids_.size() + members;
+    tree_.Reserve(total);
+    member_ids_.Reserve(total);
+    roles_.reserve(total);
+    explicit_rank_.reserve(total);
+    region_.reserve(total);
+    identity_.reserve(total);
+    orders_.reserve(orders_.size() + orders);
+    order_ids_.Reserve(order_ids_.size() + orders);
+    size_t per_order = plans_[0].levels.size() + (plans_[0].leader != nullptr ? 1 : 0);
+    entries_.reserve(entries_.size() + per_order * orders);
+  }
+
   // ---- Settlement: confirm and refund. -----------------------------------
 
   absl::Status Confirm(const Event& event, int64_t at) {
     REFPAY_ASSIGN_OR_RETURN(const int32_t order, FindOrder(event.order));
-    if (orders_[order].confirmed_at == kNever) orders_[order].confirmed_at = at;
+    ConfirmResolved(order, at);
     return absl::OkStatus();
+  }
+
+  void ConfirmResolved(int32_t order, int64_t at) {
+    if (orders_[order].confirmed_at == kNever) orders_[order].confirmed_at = at;
   }
 
   bool AvailableAt(const Entry& e, int64_t now) const {
@@ -1250,19 +1497,29 @@ class Engine::Impl {
     FillOrderTotal(base);
   }
 
+  // Field values before references (docs/decisions.md, validation order).
+  static absl::Status CheckRefundAmount(std::optional<Money> refund) {
+    if (!refund || refund->is_positive()) return absl::OkStatus();
+    return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
+                 absl::StrCat("refund amount must be positive, got ", refund->ToString()));
+  }
+
   absl::Status Refund(const Event& event, int64_t at) {
-    if (event.amount && !event.amount->is_positive()) {
-      return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
-                   absl::StrCat("refund amount must be positive, got ", event.amount->ToString()));
-    }
+    REFPAY_RETURN_IF_ERROR(CheckRefundAmount(event.amount));
     REFPAY_ASSIGN_OR_RETURN(const int32_t order, FindOrder(event.order));
+    return RefundResolved(order, event.amount, at);
+  }
+
+  // Refunds `refund` (all that is left if absent; positive) of a placed
+  // order.
+  absl::Status RefundResolved(int32_t order, std::optional<Money> refund, int64_t at) {
     OrderRecord& o = orders_[order];
     const int64_t left = o.amount - o.refunded;
-    const int64_t amount = event.amount ? event.amount->fen() : left;
+    const int64_t amount = refund ? refund->fen() : left;
     if (left == 0 || amount > left) {
       return Error(
           absl::StatusCode::kFailedPrecondition, "over_refund",
-          absl::StrCat("order \"", event.order, "\" has ", Money::FromFen(left).ToString(),
+          absl::StrCat("order \"", order_ids_[order], "\" has ", Money::FromFen(left).ToString(),
                        " left to refund; cannot refund ", Money::FromFen(amount).ToString()));
     }
     const bool first_refund = o.refunded == 0;
@@ -1736,6 +1993,24 @@ class Engine::Impl {
 };
 
 Engine::Engine(Policy policy) : impl_(std::make_unique<Impl>(std::move(policy))) {}
+
+namespace internal {
+
+struct EngineAccess {
+  static void ApplyBatch(Engine& engine, const std::vector<BatchStep>& steps,
+                         const BatchMembers& members, const BatchOrders& orders,
+                         std::vector<BatchError>& errors) {
+    engine.impl_->ApplyBatch(steps, members, orders, errors);
+  }
+};
+
+void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
+                     const BatchMembers& members, const BatchOrders& orders,
+                     std::vector<BatchError>& errors) {
+  EngineAccess::ApplyBatch(engine, steps, members, orders, errors);
+}
+
+}  // namespace internal
 
 namespace {
 constexpr char kSnapshotMagic[] = "REFPAYSN";

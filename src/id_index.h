@@ -2,6 +2,10 @@
 // vector); the hash set holds only 4-byte indices and hashes/compares them
 // through the vector, with heterogeneous lookup by string view. This halves
 // the memory of a string-keyed map, which would store every id twice.
+//
+// Ids known to be new (a batch's row numbers) can be appended without
+// hashing; they are indexed on the next lookup, so a run that never looks
+// them up never pays for it.
 #ifndef REFPAY_SRC_ID_INDEX_H_
 #define REFPAY_SRC_ID_INDEX_H_
 
@@ -26,19 +30,58 @@ class IdIndex {
 
   // The index of `id`, if it was added.
   std::optional<int32_t> Find(std::string_view id) const {
+    IndexAppended();
     auto it = set_.find(AsAbsl(id));
     if (it == set_.end()) return std::nullopt;
     return *it;
   }
 
-  bool Contains(std::string_view id) const { return set_.contains(AsAbsl(id)); }
+  bool Contains(std::string_view id) const {
+    IndexAppended();
+    return set_.contains(AsAbsl(id));
+  }
 
   // Appends `id` (the caller checked it is new) and returns its index.
   int32_t Add(std::string id) {
-    ids_.push_back(std::move(id));
-    const int32_t index = static_cast<int32_t>(ids_.size() - 1);
-    set_.insert(index);
+    const int32_t index = AddUnindexed(std::move(id));
+    IndexAppended();
     return index;
+  }
+
+  // Appends `id` unless it is there already, with one hash probe: its new
+  // index, or nullopt (and nothing changed) for a duplicate.
+  std::optional<int32_t> TryAdd(std::string id) {
+    IndexAppended();
+    const int32_t index = AddUnindexed(std::move(id));
+    if (set_.insert(index).second) {
+      ++indexed_;
+      return index;
+    }
+    ids_.pop_back();
+    return std::nullopt;
+  }
+
+  // Takes back the id added last, indexed or not.
+  void RemoveLast() {
+    const size_t last = ids_.size() - 1;
+    if (indexed_ > last) {
+      set_.erase(static_cast<int32_t>(last));
+      indexed_ = last;
+    }
+    ids_.pop_back();
+  }
+
+  // Appends `id`, which the caller knows differs from every id added, and
+  // defers hashing it to the next lookup.
+  int32_t AddUnindexed(std::string id) {
+    ids_.push_back(std::move(id));
+    return static_cast<int32_t>(ids_.size() - 1);
+  }
+
+  // Sizes the index for `ids` ids in all.
+  void Reserve(int32_t ids) {
+    ids_.reserve(ids);
+    set_.reserve(ids);
   }
 
   const std::string& operator[](int32_t index) const { return ids_[index]; }
@@ -63,8 +106,15 @@ class IdIndex {
     }
   };
 
+  // Hashes the ids appended since the last lookup. Lookups are const, so
+  // the set and its watermark are mutable: a cache of ids_.
+  void IndexAppended() const {
+    for (; indexed_ < ids_.size(); ++indexed_) set_.insert(static_cast<int32_t>(indexed_));
+  }
+
   std::vector<std::string> ids_;
-  absl::flat_hash_set<int32_t, Hash, Eq> set_;
+  mutable absl::flat_hash_set<int32_t, Hash, Eq> set_;
+  mutable size_t indexed_ = 0;  // ids_[0, indexed_) are in set_
 };
 
 }  // namespace refpay::internal

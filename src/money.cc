@@ -77,18 +77,21 @@ bool ParseScaledDecimal(std::string_view text, int max_decimals, Int128* out, st
   return true;
 }
 
-// Floor and ceiling of a non-negative quotient, as Int128.
-Int128 RoundNonNegative(const Int128& n, int64_t d, RoundingMode mode) {
-  Int128 q = n / d;
-  Int128 r = n % d;
+// Rounds the non-negative quotient n / d. `r >= d - r` is `2r >= d`
+// without overflow. Int is int64_t when n fits (the common case: a hardware
+// division) or Int128.
+template <typename Int>
+Int RoundNonNegative(const Int& n, int64_t d, RoundingMode mode) {
+  const Int q = n / d;
+  const Int r = n % d;
   switch (mode) {
     case RoundingMode::kDown:
       return q;
     case RoundingMode::kHalfUp:
-      return (2 * r >= d) ? q + 1 : q;
+      return r >= d - r ? q + 1 : q;
     case RoundingMode::kHalfEven:
-      if (2 * r > d) return q + 1;
-      if (2 * r == d) return (q % 2 == 0) ? q : q + 1;
+      if (r > d - r) return q + 1;
+      if (r == d - r) return (q % 2 == 0) ? q : q + 1;
       return q;
   }
   return q;
@@ -123,6 +126,10 @@ absl::StatusOr<int64_t> DivideRounded(const Int128& numerator, int64_t denominat
   // symmetric about zero.
   const bool negative = numerator < 0;
   Int128 magnitude = negative ? Int128(-numerator) : numerator;
+  if (magnitude <= std::numeric_limits<int64_t>::max()) {
+    const auto q = RoundNonNegative(static_cast<int64_t>(magnitude), denominator, mode);
+    return negative ? -q : q;
+  }
   Int128 q = RoundNonNegative(magnitude, denominator, mode);
   if (negative) q = -q;
   if (q > std::numeric_limits<int64_t>::max() || q < std::numeric_limits<int64_t>::min()) {

@@ -35,6 +35,10 @@
 
 namespace refpay {
 
+namespace internal {
+struct EngineAccess;  // SettleBatch's way in (src/batch_steps.h)
+}  // namespace internal
+
 // refpay::MemberTotals holds dense per-member sums in fen at an `as_of`
 // time, indexed like Engine::member_ids() (join order).
 struct MemberTotals {
@@ -138,6 +142,7 @@ class Engine {
   int32_t order_count() const;
 
  private:
+  friend struct internal::EngineAccess;
   class Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,34 @@
+// Internal: how SettleBatch hands its merged rows to the engine. The engine
+// applies each step straight from the columns, with dense row indices and
+// the same checks, messages and order as the equivalent events, but
+// without building an Event or looking up string ids per row.
+#ifndef REFPAY_SRC_BATCH_STEPS_H_
+#define REFPAY_SRC_BATCH_STEPS_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "refpay/batch.h"
+#include "refpay/engine.h"
+#include "refpay/event.h"
+
+namespace refpay::internal {
+
+// One row of a batch as an event: a join (with the member's role, if any),
+// an order, a confirmation or a refund, at its time.
+struct BatchStep {
+  int64_t at;  // Unix microseconds
+  int32_t row;
+  EventType type;  // kJoin, kOrder, kConfirm or kRefund
+};
+
+// Applies `steps` (sorted by time) to `engine`, reading the rows they name
+// from `members` and `orders` (whose columns SettleBatch validated), and
+// appends every rejected row to `errors`.
+void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
+                     const BatchMembers& members, const BatchOrders& orders,
+                     std::vector<BatchError>& errors);
+
+}  // namespace refpay::internal
+
+#endif  // REFPAY_SRC_BATCH_STEPS_H_
