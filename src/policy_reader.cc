@@ -27,6 +27,20 @@ std::string Index(std::string_view path, size_t i) {
   return absl::StrCat(std::string(path), "[", i, "]");
 }
 
+// Input limits (docs/limits.md). They keep memory, time and the engine's
+// fixed-width fields bounded whatever the document says.
+constexpr int64_t kMaxCount = int64_t{1} << 40;  // counts: far beyond any sane value
+constexpr int64_t kMaxDays = 36'500;             // day spans: 100 years
+constexpr int64_t kMaxLeaderDepth = 1'000'000'000;
+constexpr size_t kMaxLevels = 16;        // per rule set
+constexpr size_t kMaxTiers = 64;         // per tier table
+constexpr size_t kMaxRanks = 32;         // leader.ranks
+constexpr size_t kMaxNamedRules = 64;    // by_rank, rank_bonus entries
+constexpr size_t kMaxCategories = 256;   // by_category entries
+constexpr size_t kMaxPromotions = 64;    // promotions
+constexpr size_t kMaxInviteSteps = 256;  // invite_rewards.steps
+constexpr size_t kMaxRoleNames = 64;     // distinct role names: the engine's role bits
+
 // One reader per document: it walks the tree once and records findings.
 class Reader {
  public:
@@ -66,7 +80,9 @@ class Reader {
     ReadBinding(doc, &policy);
     ReadEligible(doc, &policy);
     policy.rules = ReadRuleSet(doc, "", nullptr);
-    if (const Json* categories = Object(doc, "by_category", "")) {
+    if (const Json* categories = Object(doc, "by_category", "");
+        categories != nullptr &&
+        !TooMany(*categories, kMaxCategories, "by_category", "categories")) {
       for (const auto& [name, override_doc] : categories->items()) {
         const std::string path = Join("by_category", name);
         if (!ExpectObject(override_doc, path)) continue;
@@ -77,11 +93,12 @@ class Reader {
     ReadCaps(doc, &policy);
     if (const Json* settlement = Object(doc, "settlement", "")) {
       CheckKeys(*settlement, "settlement", {"hold_days"});
-      if (auto v = Int(*settlement, "hold_days", "settlement", 0)) policy.hold_days = *v;
+      if (auto v = Int(*settlement, "hold_days", "settlement", 0, kMaxDays)) policy.hold_days = *v;
     }
     ReadInviteRewards(doc, &policy);
     ReadPromotions(doc, &policy);
-    if (const Json* bonus = Object(doc, "rank_bonus", "")) {
+    if (const Json* bonus = Object(doc, "rank_bonus", "");
+        bonus != nullptr && !TooMany(*bonus, kMaxNamedRules, "rank_bonus", "roles")) {
       for (const auto& [role, rule_doc] : bonus->items()) {
         const std::string path = Join("rank_bonus", role);
         if (!ExpectObject(rule_doc, path)) continue;
@@ -93,6 +110,7 @@ class Reader {
     }
     ReadChecks(doc, &policy);
     CheckRankNames(policy);
+    CheckRoleCount(policy);
     return policy;
   }
 
@@ -100,6 +118,15 @@ class Reader {
   void Error(std::string_view code, std::string_view path, std::string_view message) {
     findings_->push_back(
         {std::string(code), Severity::kError, std::string(path), std::string(message)});
+  }
+
+  // Reports an array or table longer than `limit`; true when it is.
+  bool TooMany(const Json& container, size_t limit, std::string_view path, std::string_view what) {
+    if (container.size() <= limit) return false;
+    Error("bad_value", path,
+          absl::StrCat(container.size(), " ", std::string(what), ": at most ", limit,
+                       " are allowed (docs/limits.md)"));
+    return true;
   }
 
   bool ExpectObject(const Json& value, std::string_view path) {
@@ -153,16 +180,19 @@ class Reader {
     return value->get<bool>();
   }
 
+  // Reads a whole number in [min, max]. Counts may go up to kMaxCount; spans
+  // of time are bounded (kMaxDays…) so that turning them into microseconds
+  // cannot overflow.
   std::optional<int64_t> Int(const Json& parent, std::string_view key, std::string_view path,
-                             int64_t min) {
+                             int64_t min, int64_t max = kMaxCount) {
     const Json* value = Find(parent, key);
     if (value == nullptr) return std::nullopt;
-    constexpr int64_t kMax = int64_t{1} << 40;  // far beyond any sane count or day span
     if (!value->is_number_integer() ||
-        (value->is_number_unsigned() && value->get<uint64_t>() > uint64_t{kMax}) ||
-        value->get<int64_t>() < min || value->get<int64_t>() > kMax) {
+        (value->is_number_unsigned() && value->get<uint64_t>() > static_cast<uint64_t>(max)) ||
+        value->get<int64_t>() < min || value->get<int64_t>() > max) {
       Error("bad_value", Join(path, key),
-            absl::StrCat("expected a whole number ≥ ", min, ", found ", DescribeJson(*value)));
+            absl::StrCat("expected a whole number from ", min, " to ", max, ", found ",
+                         DescribeJson(*value)));
       return std::nullopt;
     }
     return value->get<int64_t>();
@@ -223,7 +253,7 @@ class Reader {
                            "\" (expected permanent, free or protected)"));
       }
     }
-    auto days = Int(*binding, "protection_days", "binding", 0);
+    auto days = Int(*binding, "protection_days", "binding", 0, kMaxDays);
     if (days) policy->protection_days = *days;
     if (policy->binding == Policy::BindingMode::kProtected && !days) {
       Error("missing_key", "binding.protection_days", "mode \"protected\" needs protection_days");
@@ -248,7 +278,7 @@ class Reader {
       if (!levels->is_array()) {
         Error("bad_value", levels_path,
               absl::StrCat("expected an array of amount rules, found ", DescribeJson(*levels)));
-      } else {
+      } else if (!TooMany(*levels, kMaxLevels, levels_path, "levels")) {
         for (size_t i = 0; i < levels->size(); ++i) {
           const std::string level_path = Index(levels_path, i);
           const Json& level_doc = (*levels)[i];
@@ -256,7 +286,9 @@ class Reader {
           CheckKeys(level_doc, level_path, {"fixed", "rate", "tiers", "mode", "by_rank"});
           LevelRule level;
           if (auto rule = ReadAmountRule(level_doc, level_path)) level.amount = std::move(*rule);
-          if (const Json* by_rank = Object(level_doc, "by_rank", level_path)) {
+          if (const Json* by_rank = Object(level_doc, "by_rank", level_path);
+              by_rank != nullptr &&
+              !TooMany(*by_rank, kMaxNamedRules, Join(level_path, "by_rank"), "ranks")) {
             for (const auto& [rank, rank_doc] : by_rank->items()) {
               const std::string rank_path = Join(Join(level_path, "by_rank"), rank);
               if (!ExpectObject(rank_doc, rank_path)) continue;
@@ -293,7 +325,9 @@ class Reader {
       }
     }
     if (auto v = Bool(doc, "include_self", path)) leader.include_self = *v;
-    if (auto v = Int(doc, "max_depth", path, 0)) leader.max_depth = static_cast<int>(*v);
+    if (auto v = Int(doc, "max_depth", path, 0, kMaxLeaderDepth)) {
+      leader.max_depth = static_cast<int>(*v);
+    }
     if (const Json* peer = Object(doc, "peer", path)) {
       const std::string peer_path = Join(path, "peer");
       CheckKeys(*peer, peer_path, {"rate"});
@@ -324,6 +358,7 @@ class Reader {
             "expected a non-empty array of {name, rate}, lowest rank first");
       return leader;
     }
+    if (TooMany(*ranks, kMaxRanks, Join(path, "ranks"), "ranks")) return leader;
     for (size_t i = 0; i < ranks->size(); ++i) {
       const std::string rank_path = Index(Join(path, "ranks"), i);
       const Json& rank_doc = (*ranks)[i];
@@ -404,6 +439,7 @@ class Reader {
             absl::StrCat("expected a non-empty array of tiers, found ", DescribeJson(tiers)));
       return false;
     }
+    if (TooMany(tiers, kMaxTiers, path, "tiers")) return false;
     const size_t before = findings_->size();
     for (size_t i = 0; i < tiers.size(); ++i) {
       const std::string tier_path = Index(path, i);
@@ -442,6 +478,28 @@ class Reader {
   // Tiers must cover [0, ∞) in order, each meeting the next exactly.
   bool CheckTierLayout(const std::vector<Tier>& tiers, const std::string& path) {
     const size_t before = findings_->size();
+    // Order first: a reversed or shuffled table would otherwise read as a
+    // list of gaps and overlaps.
+    for (size_t i = 0; i < tiers.size(); ++i) {
+      const Tier& tier = tiers[i];
+      if (tier.lower && tier.upper &&
+          (*tier.upper < *tier.lower ||
+           (*tier.upper == *tier.lower && !(tier.lower_inclusive && tier.upper_inclusive)))) {
+        Error("tier_order", Index(path, i),
+              absl::StrCat("empty range: starts at ", tier.lower->ToString(), " and ends at ",
+                           tier.upper->ToString()));
+      }
+      if (i == 0) continue;
+      const Money start = tier.lower.value_or(Money());
+      const Money previous_start = tiers[i - 1].lower.value_or(Money());
+      if (start < previous_start) {
+        Error("tier_order", Index(path, i),
+              absl::StrCat("tiers must be in increasing order: this tier starts at ",
+                           start.ToString(), ", after a tier starting at ",
+                           previous_start.ToString()));
+      }
+    }
+    if (findings_->size() != before) return false;
     for (size_t i = 0; i < tiers.size(); ++i) {
       const Tier& tier = tiers[i];
       const std::string tier_path = Index(path, i);
@@ -466,13 +524,6 @@ class Reader {
               absl::StrCat("the last tier ends at ", tier.upper->ToString(),
                            ": bases above it would earn nothing; omit its upper bound"));
       }
-      if (tier.lower && tier.upper &&
-          (*tier.upper < *tier.lower ||
-           (*tier.upper == *tier.lower && !(tier.lower_inclusive && tier.upper_inclusive)))) {
-        Error("tier_order", tier_path,
-              absl::StrCat("empty range: starts at ", tier.lower->ToString(), " and ends at ",
-                           tier.upper->ToString()));
-      }
       if (i == 0 || !tier.lower || !tiers[i - 1].upper) continue;
       const Tier& previous = tiers[i - 1];
       const Money end = *previous.upper;
@@ -481,12 +532,7 @@ class Reader {
           absl::StrCat(previous.upper_inclusive ? "upto " : "below ", end.ToString());
       const std::string start_text =
           absl::StrCat(tier.lower_inclusive ? "from " : "above ", start.ToString());
-      if (previous.lower && start < *previous.lower) {
-        Error("tier_order", tier_path,
-              absl::StrCat("tiers must be in increasing order: ", start_text,
-                           " comes after a tier starting at ", previous.lower->ToString()));
-      } else if (start > end ||
-                 (start == end && !previous.upper_inclusive && !tier.lower_inclusive)) {
+      if (start > end || (start == end && !previous.upper_inclusive && !tier.lower_inclusive)) {
         Error("tier_gap", tier_path,
               absl::StrCat("gap: ", Index(path, i - 1), " ends ", end_text,
                            " but this tier starts ", start_text, " (write \"",
@@ -521,7 +567,7 @@ class Reader {
       Error("missing_key", Join(path, "steps"), "invite_rewards needs steps");
     } else if (!steps->is_array() || steps->empty()) {
       Error("bad_value", Join(path, "steps"), "expected a non-empty array of {at, reward}");
-    } else {
+    } else if (!TooMany(*steps, kMaxInviteSteps, Join(path, "steps"), "steps")) {
       for (size_t i = 0; i < steps->size(); ++i) {
         const std::string step_path = Index(Join(path, "steps"), i);
         const Json& step_doc = (*steps)[i];
@@ -561,6 +607,7 @@ class Reader {
       Error("bad_value", "promotions", "expected an array of {grant, when}");
       return;
     }
+    if (TooMany(*promotions, kMaxPromotions, "promotions", "promotions")) return;
     for (size_t i = 0; i < promotions->size(); ++i) {
       const std::string path = Index("promotions", i);
       const Json& promotion_doc = (*promotions)[i];
@@ -580,7 +627,7 @@ class Reader {
                   {"referred_orders", "referred_buyers", "window_days", "own_spend"});
         promotion.referred_orders = Int(*when, "referred_orders", when_path, 1);
         promotion.referred_buyers = Int(*when, "referred_buyers", when_path, 1);
-        promotion.window_days = Int(*when, "window_days", when_path, 1);
+        promotion.window_days = Int(*when, "window_days", when_path, 1, kMaxDays);
         promotion.own_spend = MoneyField(*when, "own_spend", when_path);
         if (!when->contains("referred_orders") && !when->contains("referred_buyers") &&
             !when->contains("own_spend")) {
@@ -677,7 +724,7 @@ class Reader {
             ReadCheck(*checks, "split_orders", &enabled, &action, {"max_orders", "window_minutes"});
         c != nullptr && enabled) {
       auto max_orders = Int(*c, "max_orders", "checks.split_orders", 1);
-      auto window = Int(*c, "window_minutes", "checks.split_orders", 1);
+      auto window = Int(*c, "window_minutes", "checks.split_orders", 1, kMaxDays * 24 * 60);
       if (max_orders && window)
         out.split_orders = Checks::SplitOrders{*max_orders, *window, action};
     }
@@ -686,7 +733,7 @@ class Reader {
             ReadCheck(*checks, "velocity", &enabled, &action, {"max_invites", "window_hours"});
         c != nullptr && enabled) {
       auto max_invites = Int(*c, "max_invites", "checks.velocity", 0);
-      auto window = Int(*c, "window_hours", "checks.velocity", 1);
+      auto window = Int(*c, "window_hours", "checks.velocity", 1, kMaxDays * 24);
       if (max_invites && window) out.velocity = Checks::Velocity{*max_invites, *window, action};
     }
     action = Action::kHold;
@@ -734,11 +781,58 @@ class Reader {
     for (const auto& [rank, rule] : policy.rank_bonus) check(rank, Join("rank_bonus", rank));
   }
 
+  // The engine gives every distinct role name one bit of a 64-bit mask;
+  // the names a policy mentions must all fit.
+  void CheckRoleCount(const Policy& policy) {
+    std::vector<std::pair<std::string, std::string>> named;  // name, path
+    if (policy.eligible_role) named.emplace_back(*policy.eligible_role, "eligible.role");
+    for (size_t i = 0; i < policy.promotions.size(); ++i) {
+      named.emplace_back(policy.promotions[i].grant, Join(Index("promotions", i), "grant"));
+    }
+    auto add_rules = [&](const RuleSet& rules, const std::string& prefix) {
+      for (size_t i = 0; i < rules.levels.size(); ++i) {
+        for (const auto& [rank, rule] : rules.levels[i].by_rank) {
+          named.emplace_back(rank, Join(Join(Index(Join(prefix, "levels"), i), "by_rank"), rank));
+        }
+      }
+      if (!rules.leader) return;
+      for (size_t i = 0; i < rules.leader->ranks.size(); ++i) {
+        named.emplace_back(rules.leader->ranks[i].name,
+                           Join(Index(Join(rules.leader->path, "ranks"), i), "name"));
+      }
+    };
+    add_rules(policy.rules, "");
+    for (const auto& [name, rules] : policy.by_category)
+      add_rules(rules, Join("by_category", name));
+    for (const auto& [role, rule] : policy.rank_bonus)
+      named.emplace_back(role, Join("rank_bonus", role));
+    std::vector<std::string> distinct = {"leader"};
+    for (const auto& [name, path] : named) {
+      if (std::find(distinct.begin(), distinct.end(), name) != distinct.end()) continue;
+      distinct.push_back(name);
+      if (distinct.size() > kMaxRoleNames) {
+        Error("bad_value", path,
+              absl::StrCat("more than ", kMaxRoleNames,
+                           " distinct role names (\"leader\" included) in one policy"));
+        return;
+      }
+    }
+  }
+
   std::vector<LintFinding>* findings_;
 };
 
-// Converts a toml++ node into the JSON data model.
-Json NodeToJson(const toml::node& node) {
+// TOML tables and arrays nest no deeper than JSON documents may (json_util).
+constexpr int kMaxTomlDepth = 64;
+
+// Converts a toml++ node into the JSON data model; false (with `where` set
+// to the node's line) when it nests deeper than kMaxTomlDepth, since the
+// conversion recurses and `[a.b.c.…]` headers can nest without bound.
+bool NodeToJson(const toml::node& node, int depth, Json* out, toml::source_position* where) {
+  if (depth > kMaxTomlDepth) {
+    *where = node.source().begin;
+    return false;
+  }
   if (const toml::table* table = node.as_table()) {
     // toml::table is ordered by key; restore the written order, which
     // decides "first listed wins" for ranks.
@@ -749,22 +843,68 @@ Json NodeToJson(const toml::node& node) {
       const toml::source_position pb = b.first->source().begin;
       return pa.line != pb.line ? pa.line < pb.line : pa.column < pb.column;
     });
-    Json out = Json::object();
-    for (const auto& [key, value] : entries) out[std::string(key->str())] = NodeToJson(*value);
-    return out;
+    *out = Json::object();
+    for (const auto& [key, value] : entries) {
+      if (!NodeToJson(*value, depth + 1, &(*out)[std::string(key->str())], where)) return false;
+    }
+    return true;
   }
   if (const toml::array* array = node.as_array()) {
-    Json out = Json::array();
-    for (const toml::node& element : *array) out.push_back(NodeToJson(element));
-    return out;
+    *out = Json::array();
+    for (const toml::node& element : *array) {
+      out->push_back(nullptr);
+      if (!NodeToJson(element, depth + 1, &out->back(), where)) return false;
+    }
+    return true;
   }
-  if (auto v = node.value_exact<std::string>()) return *v;
-  if (auto v = node.value_exact<int64_t>()) return *v;
-  if (auto v = node.value_exact<bool>()) return *v;
-  if (auto v = node.value_exact<double>()) return *v;  // refused later where money is read
-  // Dates and times have no place in a policy; keep them as an object so
-  // that reading one anywhere fails with "expected …, found an object".
-  return Json::object({{"toml_date_or_time", true}});
+  if (auto v = node.value_exact<std::string>()) {
+    *out = *v;
+  } else if (auto v = node.value_exact<int64_t>()) {
+    *out = *v;
+  } else if (auto v = node.value_exact<bool>()) {
+    *out = *v;
+  } else if (auto v = node.value_exact<double>()) {
+    *out = *v;  // refused later where money is read
+  } else {
+    // Dates and times have no place in a policy; keep them as an object so
+    // that reading one anywhere fails with "expected …, found an object".
+    *out = Json::object({{"toml_date_or_time", true}});
+  }
+  return true;
+}
+
+// toml++ parses and frees dotted keys (`a.b.c = 1`, `[a.b.c]`) recursively,
+// so a key of some 30000 parts overflows the stack inside the library. This
+// scan, before toml++ sees the text, finds the line of the first key with
+// more than kMaxTomlDepth parts (dots outside strings and comments), or 0.
+int64_t LineOfDeepDottedKey(std::string_view text) {
+  int64_t line = 1;
+  int dots = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line;
+      dots = 0;
+    } else if (c == '#') {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {
+      // Skip a string: basic or literal, one-line or multi-line.
+      const bool multi = text.substr(i, 3) == std::string_view(c == '"' ? "\"\"\"" : "\'\'\'");
+      const std::string_view close = multi ? text.substr(i, 3) : text.substr(i, 1);
+      size_t j = i + close.size();
+      while (j < text.size() && text.substr(j, close.size()) != close) {
+        if (text[j] == '\n') ++line;
+        if (c == '"' && text[j] == '\\') ++j;  // an escape: skip the next char
+        ++j;
+      }
+      i = std::min(text.size(), j + close.size()) - 1;
+    } else if (c == '.') {
+      if (++dots > kMaxTomlDepth) return line;
+    } else if (c == '=' || c == ',' || c == '[' || c == ']' || c == '{' || c == '}') {
+      dots = 0;
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -774,9 +914,22 @@ Policy ReadPolicy(const Json& document, std::vector<LintFinding>* findings) {
 }
 
 absl::StatusOr<Json> TomlToJson(std::string_view text) {
+  if (const int64_t line = LineOfDeepDottedKey(text); line != 0) {
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, "bad_toml",
+        absl::StrCat("TOML key at line ", line, " has more than ", kMaxTomlDepth, " dotted parts"));
+  }
   try {
     toml::table table = toml::parse(text);
-    return NodeToJson(table);
+    Json out;
+    toml::source_position where;
+    if (!NodeToJson(table, 0, &out, &where)) {
+      return MakeError(
+          absl::StatusCode::kInvalidArgument, "bad_toml",
+          absl::StrCat("TOML nests deeper than ", kMaxTomlDepth, " tables/arrays at line ",
+                       where.line, ", column ", where.column));
+    }
+    return out;
   } catch (const toml::parse_error& error) {
     return MakeError(
         absl::StatusCode::kInvalidArgument, "bad_toml",
@@ -801,9 +954,19 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
     return MakeError(absl::StatusCode::kNotFound, "io_error",
                      absl::StrCat(path, ": cannot open file"));
   }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
+  // Policies and cases are small; a cap keeps a wrong path (a device, a
+  // huge log) from eating memory. docs/limits.md.
+  constexpr size_t kMaxFileBytes = size_t{64} << 20;
+  std::string content;
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    content.append(buffer, static_cast<size_t>(in.gcount()));
+    if (content.size() > kMaxFileBytes) {
+      return MakeError(absl::StatusCode::kResourceExhausted, "io_error",
+                       absl::StrCat(path, ": larger than ", kMaxFileBytes >> 20, " MiB"));
+    }
+  }
+  return content;
 }
 
 }  // namespace refpay::internal
