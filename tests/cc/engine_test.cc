@@ -277,3 +277,44 @@ TEST(EngineRefundTest, FullRefundZeroesFixedAmountsToo) {
 
 }  // namespace
 }  // namespace refpay
+
+namespace refpay {
+namespace {
+
+TEST_F(EngineTest, ValidationOrderFollowsTheDecisions) {
+  // Time order before a malformed amount; the amount before references.
+  const std::pair<std::string, const char*> bad[] = {
+      {Order("o2", "C", "1.001", "2026-03-01T00:00:00+08:00"), "out_of_order"},
+      {Order("o2", "nobody", "0", "2026-03-03T00:00:00+08:00"), "bad_amount"},
+      {Order("o1", "C", "-1", "2026-03-03T00:00:00+08:00"), "bad_amount"},
+      {R"({"type":"refund","order":"o9","amount":"0","at":"2026-03-03T00:00:00+08:00"})",
+       "bad_amount"},
+  };
+  const std::string before = State(engine_);
+  for (const auto& [event, reason] : bad) {
+    EXPECT_THAT(engine_.ApplyJson(event), HasReason(reason)) << event;
+    EXPECT_EQ(State(engine_), before) << event;
+  }
+}
+
+TEST(EngineCapFlagTest, OneFlagPerReducedEntry) {
+  Engine engine = MakeEngine(R"({"levels": [{"rate": "20%"}],
+      "leader": {"rate": "20%", "max_depth": 2}, "caps": {"order_total": "15%"},
+      "checks": {"shared_identity": "off"}})");
+  for (const std::string& e :
+       {Join("A", nullptr), Join("B", "A"),
+        std::string(
+            R"({"type":"set_role","member":"A","role":"leader","at":"2026-03-01T09:00:00+08:00"})"),
+        Order("o1", "B", "100", "2026-03-02T10:00:00+08:00")}) {
+    ASSERT_THAT(engine.ApplyJson(e), IsOk());
+  }
+  // Level1 cut from 20.00 to 15.00 and the leader bonus from 20.00 to 0.
+  std::vector<std::string> flags;
+  for (const Flag& f : engine.Flags()) {
+    flags.push_back(absl::StrCat(f.check, " ", f.member, " ", f.order.value_or("-")));
+  }
+  EXPECT_THAT(flags, ElementsAre("cap_order A o1", "cap_order A o1"));
+}
+
+}  // namespace
+}  // namespace refpay
