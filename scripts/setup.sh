@@ -70,6 +70,7 @@ python_packages=(
   nbclient:nbclient ipykernel:ipykernel matplotlib:matplotlib
   scikit-build-core:scikit_build_core pybind11:pybind11
   cmake:bin/cmake ninja:bin/ninja
+  duckdb:duckdb dask:dask distributed:distributed  # bench/compare, examples/dask_sweep.py and their tests
 )
 wanted=()
 for entry in "${python_packages[@]}"; do
