@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "absl_compat.h"
 #include "event_json.h"
@@ -119,12 +120,21 @@ absl::StatusOr<absl::Time> ParseTimestamp(std::string_view text) {
                                   "2026-03-08T20:00:00+08:00",
                                   error.empty() ? "" : " (", error, error.empty() ? "" : ")"));
   }
+  // Every accepted time must print back as four-digit years in UTC (events
+  // are compared and snapshotted in UTC): 0001-01-01 .. 9999-12-31 UTC.
+  const int64_t year = absl::ToCivilYear(t, absl::UTCTimeZone()).year();
+  if (year < 1 || year > 9999) {
+    return MakeError(
+        absl::StatusCode::kInvalidArgument, "bad_time",
+        absl::StrCat("\"", std::string(text), "\" is outside the years 0001..9999 UTC"));
+  }
   // Keep microseconds: finer detail has no meaning for commerce events.
   return absl::FromUnixMicros(absl::ToUnixMicros(t));
 }
 
 std::string FormatTimestamp(absl::Time t, absl::TimeZone zone) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*S%Ez", t, zone);
+  // %4Y: years below 1000 keep four digits, so the text parses back.
+  return absl::FormatTime("%4Y-%m-%dT%H:%M:%E*S%Ez", t, zone);
 }
 
 absl::StatusOr<Event> ParseEventJson(std::string_view json) {
