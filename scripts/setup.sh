@@ -38,6 +38,7 @@ debian_packages=(
   libcsv-dev             # RFC 4180 reader for `refpay settle --members/--orders`
   tzdata                 # Asia/Shanghai and every other policy time zone
   clang-format clang-tidy
+  clang-14 libclang-rt-14-dev  # libFuzzer + sanitizer runtimes for scripts/fuzz.sh
   python3 python3-venv   # python3 -m venv (ensurepip)
 )
 installed() {

@@ -4,7 +4,8 @@
 #   2. ctest on build/: gtests, audit cases (ours and ../shared/cases/public),
 #      the CLI end to end, the install/consumer checks;
 #   3. the same suite built with ASan + UBSan, in build-asan/;
-#   4. the Python package: pip install ./python, then pytest python/tests.
+#   4. the libFuzzer harnesses, REFPAY_FUZZ_SECONDS (30) each (scripts/fuzz.sh);
+#   5. the Python package: pip install ./python, then pytest python/tests.
 # Every suite runs even if an earlier one failed; the exit status is non-zero
 # if any failed.
 set -euo pipefail
@@ -30,6 +31,11 @@ if cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREFPAY_SANITIZE=
   ctest --test-dir build-asan --output-on-failure -j2 || failed+=("ctest ASan+UBSan")
 else
   failed+=("ASan+UBSan build")
+fi
+
+if [ -f fuzz/CMakeLists.txt ]; then
+  step "fuzz (build-fuzz/, clang-14 libFuzzer + ASan + UBSan, ${REFPAY_FUZZ_SECONDS:-30} s per harness)"
+  bash scripts/fuzz.sh "${REFPAY_FUZZ_SECONDS:-30}" || failed+=("fuzz")
 fi
 
 if [ -f python/pyproject.toml ]; then
