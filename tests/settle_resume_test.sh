@@ -2,18 +2,22 @@
 # `refpay settle --state`: a run killed with SIGKILL mid-way and resumed
 # (once, and twice) writes exactly the outputs of an uninterrupted run, for
 # JSONL and for CSV input; resuming with changed inputs is refused.
-# usage: settle_resume_test.sh REFPAY_BINARY SOURCE_DIR WORK_DIR
+# usage: settle_resume_test.sh REFPAY_BINARY SOURCE_DIR WORK_DIR [ORDERS [EVERY]]
+# (ORDERS generated orders, default 100000; a checkpoint every EVERY events,
+# default 20000: smaller under the sanitizers, which run ten times slower.)
 set -euo pipefail
-refpay=$(realpath "$1") root=$(realpath "$2") work=$3
+refpay=$(realpath "$1") root=$(realpath "$2") work=$3 orders=${4:-100000} every=${5:-20000}
 command -v python3 > /dev/null || { echo "SKIP: python3 not found"; exit 77; }
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-# ~185k events (a second or two per run), with rejected lines spread through
-# the stream: a bad event type and a re-delivered event every 20000 lines.
-python3 "$root/examples/data/generate.py" --members 10000 --orders 100000 --seed 11 --out data \
-  > /dev/null
-awk 'NR % 20000 == 0 { print; print "{\"type\":\"bogus\",\"line\":" NR "}" } { print }' \
+# ~185k events by default (a second or two per run), with rejected lines
+# spread through the stream: a bad event type and a re-delivered event every
+# ORDERS/5 lines.
+python3 "$root/examples/data/generate.py" --members $((orders / 10)) --orders "$orders" --seed 11 \
+  --out data > /dev/null
+awk -v n=$((orders / 5)) \
+  'NR % n == 0 { print; print "{\"type\":\"bogus\",\"line\":" NR "}" } { print }' \
   data/events.jsonl > events.jsonl
 { cat data/orders.csv
   echo 'bad1,u000001,1.001,2026-03-05T10:00:00+08:00,goods,,,'
@@ -22,7 +26,6 @@ awk 'NR % 20000 == 0 { print; print "{\"type\":\"bogus\",\"line\":" NR "}" } { p
 cp data/members.csv members.csv
 cp "$root/examples/policies/course_leader.toml" policy.toml
 as_of=2026-05-01T00:00:00+08:00
-every=20000
 jsonl=(--policy policy.toml --events events.jsonl --as-of "$as_of")
 csv=(--policy policy.toml --members members.csv --orders orders.csv --as-of "$as_of")
 
@@ -71,7 +74,7 @@ resume() {
 "$refpay" settle "${csv[@]}" --out ref-csv --quiet 2> /dev/null
 grep -q "bogus" ref-jsonl/errors.csv || fail "rejected lines missing from errors.csv"
 grep -q "duplicate_event" ref-jsonl/errors.csv || fail "re-deliveries missing from errors.csv"
-grep -q "orders.csv,100002,bad_amount" ref-csv/errors.csv || fail "CSV bad row missing"
+grep -q "orders.csv,$((orders + 2)),bad_amount" ref-csv/errors.csv || fail "CSV bad row missing"
 grep -q "unknown_member" ref-csv/errors.csv || fail "CSV unknown buyer missing"
 "$refpay" settle "${jsonl[@]}" --state s0 --checkpoint-every "$every" --out plain --quiet
 same_outputs ref-jsonl plain
