@@ -127,4 +127,9 @@ if "$refpay" settle "${jsonl[@]}" --state s5 --checkpoint-every 0 --out x 2> usa
   fail "--checkpoint-every 0 accepted"
 fi
 grep -q "not a positive number" usage.log || fail "usage message for 0"
+if "$refpay" settle --policy policy.toml --events <(head -n 5 events.jsonl) --state s6 --out x \
+  2> usage.log; then
+  fail "--state with events from a pipe accepted"
+fi
+grep -q "needs regular files" usage.log || fail "usage message for a pipe"
 echo "settle resume: all checks passed"

@@ -380,6 +380,12 @@ uint64_t Fnv1a(std::string_view bytes, uint64_t hash = kFnvOffset) {
 }
 
 absl::StatusOr<InputFile> Fingerprint(std::string role, const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    // A pipe would be consumed by the fingerprint and could not be re-read.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", role, " ", path, ": --state needs regular files, to fingerprint and re-read them"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open file"));
   InputFile file{std::move(role), path, 0, kFnvOffset};
