@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -344,7 +345,16 @@ struct OrderFacts {
   int64_t amount = 0;
   int64_t refunded = 0;
   absl::Time at;
-  std::optional<absl::Time> confirmed;
+  std::optional<absl::Time> confirmed;  // the first confirm
+  // Accepted refunds: time, and whether the order's entries (those not held)
+  // were available then, given the events before it (a confirm at the same
+  // instant but later in the stream does not count).
+  std::vector<std::pair<absl::Time, bool>> refunds;
+
+  // Whether an entry of this order not held by a check is available at `t`.
+  bool AvailableAt(absl::Time t, absl::Duration hold) const {
+    return confirmed && *confirmed <= t && t - *confirmed >= hold;
+  }
 };
 
 struct ExplanationStats {
@@ -369,9 +379,19 @@ struct ExplanationStats {
   std::map<std::tuple<std::string, std::string, std::string>, int64_t> clawed;
   // The first leader entry's raw amount per order, for its peer bonus.
   std::map<std::string, int64_t> leader_raw;
+  std::set<std::string> order_total_reached;
   for (size_t i = 0; i < rows.size(); ++i) {
     const LedgerRow& row = rows[i];
     if (row.clawback) {
+      // A refund claws back only what was available at its time (SPEC §4).
+      const auto& refunds = orders.at(*row.order).refunds;
+      if (std::none_of(refunds.begin(), refunds.end(), [&](const auto& refund) {
+            return refund.first == row.at && refund.second;
+          })) {
+        return ::testing::AssertionFailure()
+               << "clawback of an entry not yet available: " << *row.order << " " << row.member
+               << " " << row.kind;
+      }
       clawed[{*row.order, row.member, row.kind}] -= row.amount.fen();
       if (!row.amount.is_negative() ||
           row.explanation != absl::StrCat("clawback of ",
@@ -409,7 +429,7 @@ struct ExplanationStats {
     if (raw != table.rule_amount[i]) return fail() << "rule amount is " << table.rule_amount[i];
     ++stats->rules;
     int64_t paid = raw;
-    bool denied = false;
+    bool denied = false, order_cut = false;
     size_t part = 1;
     if (part < parts.size() && parts[part].find(" by ") != std::string_view::npos &&
         !StartsWith(parts[part], "cut to ") && !StartsWith(parts[part], "after refunds")) {
@@ -434,6 +454,7 @@ struct ExplanationStats {
       }
       if (denied) return fail() << "a denied entry takes no cap room";
       for (std::string_view cap : SplitOn(cut.substr(by + 4), ", ")) {
+        if (StartsWith(cap, "caps.order_total ")) order_cut = true;
         const char* check = StartsWith(cap, "caps.order_total ")    ? "cap_order"
                             : StartsWith(cap, "caps.member_month ") ? "cap_member"
                                                                     : "budget_exhausted";
@@ -443,6 +464,12 @@ struct ExplanationStats {
       ++stats->cuts;
       ++part;
     }
+    // order_total fills the entries in priority order (their row order):
+    // the one that crosses the cap is cut to what is left, the rest get 0.
+    if (row.order && order_total_reached.contains(*row.order) && paid != 0) {
+      return fail() << "paid after the order_total cap was reached";
+    }
+    if (order_cut) order_total_reached.insert(*row.order);
     int64_t net = row.amount.fen();
     if (part < parts.size()) {
       // "after refunds of 30.00 (base 70.00) RULE: entry 7.00, clawed back 1.00"
@@ -473,6 +500,15 @@ struct ExplanationStats {
         return fail() << "clawback rows sum to " << clawed[key];
       }
       net = entry - clawed_back;
+      // The entry itself shrinks only by refunds before it was available
+      // (or while held); after, the cut is a clawback.
+      if (entry < paid &&
+          std::none_of(order->refunds.begin(), order->refunds.end(), [&](const auto& refund) {
+            return row.action == Action::kHold || !refund.second;
+          })) {
+        return fail() << "an available entry shrank instead of a clawback";
+      }
+      if (clawed_back > 0 && row.action == Action::kHold) return fail() << "held entry clawed back";
       // Each refund leaves min(what was paid, the rule on the new base).
       const std::string_view rule = text.substr(close + 2, entry_at - close - 2);
       int64_t recomputed = paid;
@@ -650,13 +686,15 @@ TEST_P(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
       const bool refund = parsed->type == EventType::kRefund;
       int32_t refunded_order = -1;
       if (parsed->type == EventType::kOrder) {
-        orders[parsed->order] = {parsed->amount->fen(), 0, parsed->at, std::nullopt};
+        orders[parsed->order] = {parsed->amount->fen(), 0, parsed->at, std::nullopt, {}};
       } else if (parsed->type == EventType::kConfirm) {
         OrderFacts& order = orders.at(parsed->order);
         if (!order.confirmed) order.confirmed = parsed->at;
       } else if (refund) {
         OrderFacts& order = orders.at(parsed->order);
         order.refunded += parsed->amount ? parsed->amount->fen() : order.amount - order.refunded;
+        order.refunds.emplace_back(
+            parsed->at, order.AvailableAt(parsed->at, absl::Hours(24 * policy.hold_days)));
         ASSERT_LE(order.refunded, order.amount);
         const std::vector<std::string>& ids = engine.order_ids();
         refunded_order =
