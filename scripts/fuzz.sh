@@ -9,10 +9,10 @@
 #
 # The corpus of each harness is build-fuzz/corpus/<harness>/: generated from
 # the audit cases (fuzz/make_corpus.py), grown by every run and kept between
-# runs; fuzz/seeds/<harness>/ is read too. A crashing input is written to
-# build-fuzz/crashes/<harness>/; fix the bug and keep the input as
-# fuzz/regressions/<harness>/<name>, which fuzz_regressions_test replays in
-# the normal build. See docs/fuzzing.md.
+# runs; fuzz/seeds/<harness>/ and fuzz/regressions/<harness>/ are read too.
+# A crashing input is written to build-fuzz/crashes/<harness>/; fix the bug
+# and keep the input as fuzz/regressions/<harness>/<name>, which
+# fuzz_regressions_test replays in the normal build. See docs/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -55,6 +55,8 @@ for h in $harnesses; do
   [ -n "$dict" ] && args+=(-dict="$dict")
   seeds=()
   [ -d "fuzz/seeds/$h" ] && seeds+=("fuzz/seeds/$h")
+  # Past crashes run first thing, under the sanitizers, every time.
+  [ -d "fuzz/regressions/$h" ] && seeds+=("fuzz/regressions/$h")
   printf '== fuzz %s for %ss\n' "$h" "$seconds"
   if "$build/bin/fuzz_$h" "${args[@]}" "$corpus" "${seeds[@]}" > "$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
