@@ -74,6 +74,139 @@ constexpr const char* kPolicies[] = {
                    "split_orders": {"max_orders": 1, "window_minutes": 60, "action": "deny"}}})",
 };
 
+// A random policy from the SPEC §3 building blocks, valid by construction:
+// every amount rule kind, tiers of both modes and bound styles, both leader
+// schemes, eligibility, caps, checks, promotions, rank bonuses and invite
+// rewards. Stream s uses it when s % 4 == 3.
+std::string RandomPolicy(std::mt19937_64& random) {
+  auto pick = [&](int n) { return static_cast<int>(random() % static_cast<uint64_t>(n)); };
+  auto rate = [&](int max_percent) {
+    // Up to four decimals of percent, or a fraction.
+    const int ppm = pick(max_percent * 10000 + 1);
+    if (pick(4) == 0) return absl::StrCat("0.", absl::StrCat(1000000 + ppm).substr(1));
+    return absl::StrCat(ppm / 10000, ".", absl::StrCat(10000 + ppm % 10000).substr(1), "%");
+  };
+  auto money = [&](int max_yuan) {
+    return absl::StrCat(pick(max_yuan + 1), ".", pick(100) / 10, pick(10));
+  };
+  auto rule = [&](bool allow_tiers) -> std::string {
+    const int kind = pick(allow_tiers ? 4 : 2);
+    if (kind == 0) return absl::StrCat(R"({"fixed": ")", money(40), "\"}");
+    if (kind == 1) return absl::StrCat(R"({"rate": ")", rate(20), "\"}");
+    const bool marginal = kind == 3;
+    std::string out =
+        absl::StrCat(R"({"mode": ")", marginal ? "marginal" : "whole", R"(", "tiers": [)");
+    std::string lower;  // the bound the next tier starts with
+    int bound = 0;
+    const int n = 2 + pick(3);
+    for (int i = 0; i < n; ++i) {
+      std::string tier = "{";
+      if (i > 0) absl::StrAppend(&tier, lower, ", ");
+      if (i + 1 < n) {
+        bound += 1 + pick(600);
+        const std::string at = absl::StrCat(bound, pick(2) == 0 ? "" : ".50");
+        const bool inclusive = pick(2) == 0;
+        absl::StrAppend(&tier, "\"", inclusive ? "upto" : "below", "\": \"", at, "\", ");
+        lower = absl::StrCat("\"", inclusive ? "above" : "from", "\": \"", at, "\"");
+      }
+      if (!marginal && pick(3) == 0) {
+        absl::StrAppend(&tier, R"("fixed": ")", money(30), "\"}");
+      } else {
+        absl::StrAppend(&tier, R"("rate": ")", rate(20), "\"}");
+      }
+      absl::StrAppend(&out, i > 0 ? ", " : "", tier);
+    }
+    return out + "]}";
+  };
+  const bool differential = pick(3) == 0;
+  std::vector<std::string> parts;
+  const char* roundings[] = {"half_up", "half_even", "down"};
+  const char* zones[] = {"Asia/Shanghai", "America/New_York", "UTC", "Asia/Kolkata"};
+  parts.push_back(absl::StrCat(R"("rounding": ")", roundings[pick(3)], R"(", "timezone": ")",
+                               zones[pick(4)], "\""));
+  if (pick(4) == 0) parts.push_back(R"("self_purchase": true)");
+  std::string levels = R"("levels": [)";
+  for (int i = 0, n = 1 + pick(3); i < n; ++i) {
+    std::string level = rule(true);
+    if (pick(4) == 0) {
+      level.pop_back();
+      absl::StrAppend(&level, R"(, "by_rank": {"gold": )", rule(false), "}}");
+    }
+    absl::StrAppend(&levels, i > 0 ? ", " : "", level);
+  }
+  parts.push_back(levels + "]");
+  if (pick(4) == 0) {
+    parts.push_back(absl::StrCat(R"("eligible": {"role": "distributor", "compress": )",
+                                 pick(2) == 0 ? "true" : "false", "}"));
+  }
+  if (differential) {
+    const int low = 1 + pick(5), high = low + 1 + pick(5);
+    parts.push_back(absl::StrCat(
+        R"("leader": {"scheme": "differential", "ranks": [{"name": "silver", "rate": ")", low,
+        R"(%"}, {"name": "gold", "rate": ")", high, R"(%"}])",
+        pick(2) == 0 ? R"(, "include_self": true)" : "",
+        pick(2) == 0 ? absl::StrCat(R"(, "max_depth": )", 1 + pick(6)) : "",
+        pick(2) == 0 ? absl::StrCat(R"(, "peer": {"rate": ")", rate(50), R"("})") : "", "}"));
+  } else if (pick(3) != 0) {
+    std::string leader = rule(true);
+    leader.pop_back();
+    absl::StrAppend(&leader, pick(2) == 0 ? R"(, "include_self": true)" : "",
+                    pick(2) == 0 ? absl::StrCat(R"(, "max_depth": )", 1 + pick(6)) : "",
+                    pick(2) == 0 ? absl::StrCat(R"(, "peer": {"rate": ")", rate(50), R"("})") : "",
+                    "}");
+    parts.push_back(absl::StrCat(R"("leader": )", leader));
+  }
+  if (pick(3) == 0) {
+    parts.push_back(absl::StrCat(R"("by_category": {"course": {"levels": [)", rule(true), "]}}"));
+  }
+  std::vector<std::string> caps;
+  if (pick(2) == 0) caps.push_back(absl::StrCat(R"("order_total": ")", rate(40), "\""));
+  if (pick(2) == 0) caps.push_back(absl::StrCat(R"("member_month": ")", money(300), "\""));
+  if (pick(3) == 0) caps.push_back(absl::StrCat(R"("budget": ")", money(5000), "\""));
+  if (!caps.empty()) parts.push_back(absl::StrCat(R"("caps": {)", absl::StrJoin(caps, ", "), "}"));
+  if (pick(3) == 0) parts.push_back(absl::StrCat(R"("rank_bonus": {"gold": )", rule(false), "}"));
+  if (pick(3) == 0) {
+    parts.push_back(absl::StrCat(R"("promotions": [{"grant": "gold", "when": {"referred_orders": )",
+                                 1 + pick(4), pick(2) == 0 ? R"(, "window_days": 3)" : "",
+                                 R"(}}, {"grant": "distributor", "when": {"own_spend": ")",
+                                 money(500), R"("}}])"));
+  }
+  if (pick(3) == 0) {
+    parts.push_back(
+        absl::StrCat(R"("invite_rewards": {"steps": [{"at": 1, "reward": ")", money(5),
+                     R"("}, {"at": )", 2 + pick(3), R"(, "reward": ")", money(10),
+                     R"("}], "valid": {"same_region": )", pick(2) == 0 ? "true" : "false",
+                     R"(, "requires_purchase": )", pick(2) == 0 ? "true" : "false", "}",
+                     pick(2) == 0 ? absl::StrCat(R"(, "max_rewards": )", pick(8)) : "", "}"));
+  }
+  const char* actions[] = {"flag", "hold", "deny"};
+  std::vector<std::string> checks;
+  checks.push_back(
+      pick(3) == 0 ? R"("shared_identity": "off")"
+                   : absl::StrCat(R"("shared_identity": {"action": ")", actions[pick(3)], R"("})"));
+  if (pick(3) == 0) {
+    checks.push_back(absl::StrCat(R"("split_orders": {"max_orders": )", 1 + pick(3),
+                                  R"(, "window_minutes": )", 10 + pick(300), R"(, "action": ")",
+                                  actions[pick(3)], R"("})"));
+  }
+  if (pick(3) == 0) {
+    checks.push_back(absl::StrCat(R"("velocity": {"max_invites": )", 1 + pick(4),
+                                  R"(, "window_hours": )", 1 + pick(48), R"(, "action": ")",
+                                  actions[pick(3)], R"("})"));
+  }
+  if (pick(3) == 0) {
+    checks.push_back(absl::StrCat(R"("refund_rate": {"min_orders": )", 1 + pick(3),
+                                  R"(, "max_share": ")", rate(60), R"(", "action": ")",
+                                  actions[pick(3)], R"("})"));
+  }
+  parts.push_back(absl::StrCat(R"("checks": {)", absl::StrJoin(checks, ", "), "}"));
+  if (pick(2) == 0) parts.push_back(absl::StrCat(R"("settlement": {"hold_days": )", pick(4), "}"));
+  const char* bindings[] = {R"({"mode": "free"})", R"({"mode": "permanent"})",
+                            R"({"mode": "protected", "protection_days": 1})"};
+  parts.push_back(absl::StrCat(R"("binding": )", bindings[pick(3)]));
+  return absl::StrCat("{", absl::StrJoin(parts, ", "), "}");
+}
+
 // A random but reproducible stream of JSON events, some of them bad.
 std::vector<std::string> RandomStream(std::mt19937_64& random, int events) {
   std::vector<std::string> out;
@@ -649,13 +782,16 @@ TEST_P(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
   ExplanationStats explained;
   for (int stream = first; stream < end; ++stream) {
     std::mt19937_64 random(20261124 + static_cast<uint64_t>(stream));
-    const char* policy_json = kPolicies[stream % std::size(kPolicies)];
+    const std::string policy_json =
+        stream % 4 == 3 ? RandomPolicy(random) : kPolicies[stream % std::size(kPolicies)];
     const absl::StatusOr<Policy> loaded = Policy::FromJson(policy_json);
     ASSERT_THAT(loaded, IsOk()) << policy_json;
     const Policy& policy = *loaded;
     const std::vector<std::string> events =
         RandomStream(random, 60 + static_cast<int>(random() % 120));
-    SCOPED_TRACE(absl::StrCat("stream ", stream, ", policy ", stream % std::size(kPolicies)));
+    SCOPED_TRACE(
+        absl::StrCat("stream ", stream, ", policy ",
+                     stream % 4 == 3 ? policy_json : absl::StrCat(stream % std::size(kPolicies))));
     Engine engine(policy);
     std::map<std::string, OrderFacts> orders;
     std::map<std::string, int> kinds;
