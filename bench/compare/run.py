@@ -59,6 +59,7 @@ class Measurement:
     orders: int
     load_s: float
     compute_s: float
+    compute_cpu_s: float
     cpu_s: float
     rss_mib: float
     totals: Path
@@ -101,9 +102,11 @@ def measure(peer: str, data: Path, policy: Path, work: Path, cc_bin: Path, *,
         cmd += ["--orders-limit", str(orders_limit)]
     info, cpu, rss = _run(cmd, timeout)
     return Measurement(peer, int(info["orders"]), float(info["load_s"]),  # type: ignore[arg-type]
-                       float(info["compute_s"]), cpu, rss, out,  # type: ignore[arg-type]
+                       float(info["compute_s"]), float(info["compute_cpu_s"]),  # type: ignore[arg-type]
+                       cpu, rss, out,
                        {k: v for k, v in info.items()
-                        if k not in ("orders", "load_s", "compute_s", "peer", "mode", "members")})
+                        if k not in ("orders", "load_s", "compute_s", "compute_cpu_s", "peer",
+                                     "mode", "members")})
 
 
 def load_totals(path: Path) -> np.ndarray:
@@ -228,16 +231,18 @@ def fmt_rate(x: float) -> str:
 
 def table(results: list[Measurement], total_orders: int) -> list[str]:
     ref = next(m for m in results if m.peer == REFERENCE)
-    ref_s = ref.compute_s
-    rows = ["| peer | orders run | seconds | orders/s | × refpay C++ | load s | CPU s | peak RSS |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| peer | orders run | seconds | orders/s | time ÷ refpay C++ | CPU s | "
+            "CPU ÷ refpay C++ | load s | process CPU s | peak RSS |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in results:
         rate = m.orders / m.compute_s if m.compute_s > 0 else float("inf")
-        full = m.compute_s * total_orders / m.orders  # extrapolated for a subsample
+        scale = total_orders / m.orders  # extrapolated for a subsample
         note = "" if m.orders == total_orders else " *"
         rows.append(
             f"| {PEERS[m.peer][2]} | {m.orders:,} | {m.compute_s:.2f}{note} | {fmt_rate(rate)} | "
-            f"{full / ref_s:.1f}{note} | {m.load_s:.2f} | {m.cpu_s:.1f} | {m.rss_mib:,.0f} MiB |")
+            f"{m.compute_s * scale / ref.compute_s:.2f}{note} | {m.compute_cpu_s:.2f} | "
+            f"{m.compute_cpu_s * scale / ref.compute_cpu_s:.2f}{note} | {m.load_s:.2f} | "
+            f"{m.cpu_s:.1f} | {m.rss_mib:,.0f} MiB |")
     return rows
 
 
@@ -346,11 +351,13 @@ def main() -> int:
         "",
         *table(results, orders),
         "",
-        "`seconds` is from data in the peer's own memory (C++ vectors, DuckDB tables, "
-        "DataFrames, Python lists) to per-member totals; `load s` (reading the files into "
-        "that memory) is separate. `CPU s` and `peak RSS` are the whole subprocess's "
-        "(os.wait4), load included. Every row's per-member totals were checked equal to "
-        "refpay's, fen for fen" + (f" ({len(problems)} DISAGREED, see the run's output)."
+        "`seconds` (wall clock) and `CPU s` (all threads) are from data in the peer's own "
+        "memory (C++ vectors, DuckDB tables, DataFrames, Python lists) to per-member totals; "
+        "the ratios divide them by refpay C++ batch's (below 1 = faster than refpay). "
+        "`load s` (reading the files into that memory) is separate. `process CPU s` and "
+        "`peak RSS` are the whole subprocess's, load included (/usr/bin/time). On a shared "
+        "machine the CPU ratio is the steadier one. Every row's per-member totals were "
+        "checked equal to refpay's, fen for fen" + (f" ({len(problems)} DISAGREED, see the run's output)."
                                    if problems else "."),
     ]
     if py and py.orders < orders:

@@ -7,7 +7,8 @@ each peak RSS is that peer's alone) and prints one JSON object.
 PEER: duckdb, pandas, python, refpay_py (refpay.settle, ledger=False),
 refpay_py_ledger (refpay.settle with the ledger frame). ``load_s`` is
 reading the Parquet files into the peer's own structures (DuckDB tables,
-DataFrames, Python lists); ``compute_s`` is from there to per-member totals.
+DataFrames, Python lists); ``compute_s`` is from there to per-member totals (wall clock), ``compute_cpu_s``
+the same span's CPU time (all threads).
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ def main() -> None:
         peers.duckdb_load(con, args.data, limit if limit < meta["orders"] else None)
         rules = peers.read_rules(args.policy)
         t1 = time.perf_counter()
+        c1 = time.process_time()
         totals = peers.duckdb_totals(con, rules, n_members)
         t2 = time.perf_counter()
+        c2 = time.process_time()
     elif args.peer == "pandas":
         import pandas as pd
         members = pd.read_parquet(args.data / "members.parquet")
@@ -60,8 +63,10 @@ def main() -> None:
         orders = orders.iloc[:limit]
         rules = peers.read_rules(args.policy)
         t1 = time.perf_counter()
+        c1 = time.process_time()
         totals = peers.pandas_totals(members, orders, rules)
         t2 = time.perf_counter()
+        c2 = time.process_time()
     elif args.peer == "python":
         import pyarrow.parquet as pq
         m = pq.read_table(args.data / "members.parquet", columns=["inviter", "role"])
@@ -76,9 +81,11 @@ def main() -> None:
         refund = o["refund_amount_fen"].to_numpy().tolist()
         rules = peers.read_rules(args.policy)
         t1 = time.perf_counter()
+        c1 = time.process_time()
         totals = np.array(peers.python_totals(inviter_list, is_leader, buyer, amount, refund,
                                               rules), dtype=np.int64)
         t2 = time.perf_counter()
+        c2 = time.process_time()
     elif args.peer in ("refpay_py", "refpay_py_ledger"):
         import pandas as pd
         import refpay
@@ -86,9 +93,11 @@ def main() -> None:
         orders = pd.read_parquet(args.data / "orders.parquet").iloc[:limit]
         policy = refpay.Policy.from_file(args.policy)
         t1 = time.perf_counter()
+        c1 = time.process_time()
         result = refpay.settle(members, orders, policy, as_of=meta["as_of"],
                                ledger=args.peer == "refpay_py_ledger")
         t2 = time.perf_counter()
+        c2 = time.process_time()
         if len(result.errors):
             raise SystemExit(f"refpay.settle rejected rows:\n{result.errors.head()}")
         totals = np.zeros(n_members, dtype=np.int64)
@@ -100,6 +109,7 @@ def main() -> None:
         raise SystemExit(f"unknown peer {args.peer}")
     info["load_s"] = round(t1 - t0, 4)
     info["compute_s"] = round(t2 - t1, 4)
+    info["compute_cpu_s"] = round(c2 - c1, 4)
     np.save(args.out, totals)
     print(json.dumps(info))
 
