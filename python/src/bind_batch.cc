@@ -3,8 +3,10 @@
 // settle_batch(policy, members, orders) takes two dicts of columns named as
 // the fields of BatchMembers and BatchOrders: numbers as numpy arrays of the
 // exact dtype (int32 rows, int64 fen and Unix microseconds; no unsafe casts),
-// strings as lists or object arrays of str. The settling runs with the GIL
-// released.
+// strings as lists or object arrays of str, or, without a Python object per
+// cell, as the two buffers of an Arrow large_string array without nulls:
+// a tuple (offsets: int64 array of n + 1, data: uint8 array of UTF-8). The
+// settling runs with the GIL released.
 #include <pybind11/stl.h>
 
 #include <cstdint>
@@ -42,7 +44,46 @@ class ColumnReader {
 
   void Strings(const char* name, std::vector<std::string>* out) {
     py::handle cell = Take(name);
-    if (cell) *out = cell.cast<std::vector<std::string>>();
+    if (!cell) return;
+    if (py::isinstance<py::tuple>(cell)) {
+      ArrowStrings(name, cell.cast<py::tuple>(), out);
+    } else {
+      *out = cell.cast<std::vector<std::string>>();
+    }
+  }
+
+  // Reads (offsets, data), the buffers of an Arrow large_string array; the
+  // offsets must start at 0 or more, never decrease and stay inside data.
+  void ArrowStrings(const char* name, const py::tuple& buffers,
+                    std::vector<std::string>* out) const {
+    const std::string column = table_ + "." + name;
+    auto offsets = buffers.size() == 2
+                       ? py::array_t<int64_t, py::array::c_style>::ensure(buffers[0])
+                       : py::array_t<int64_t, py::array::c_style>();
+    auto data = buffers.size() == 2
+                    ? py::array_t<uint8_t, py::array::c_style>::ensure(buffers[1])
+                    : py::array_t<uint8_t, py::array::c_style>();
+    if (!offsets || !data || offsets.ndim() != 1 || offsets.size() < 1) {
+      PyErr_Clear();
+      throw py::type_error(column +
+                           " as buffers must be (offsets: int64 array of n + 1, data: uint8 array)");
+    }
+    const int64_t* at = offsets.data();
+    const auto* bytes = reinterpret_cast<const char*>(data.data());
+    const auto n = static_cast<size_t>(offsets.size() - 1);
+    if (at[0] < 0 || at[n] > data.size()) {
+      throw py::value_error(column + " offsets point outside the data buffer");
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (at[i + 1] < at[i]) {
+        throw py::value_error(column + " offsets decrease at row " + std::to_string(i));
+      }
+    }
+    out->clear();
+    out->reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      out->emplace_back(bytes + at[i], static_cast<size_t>(at[i + 1] - at[i]));
+    }
   }
 
   // Fails if a key was not one of the columns read.

@@ -232,3 +232,46 @@ def test_settle_needs_tables_and_a_policy():
         refpay.settle({"member": []}, tiny_orders(), policy)
     with pytest.raises(TypeError, match=r"refpay\.Policy"):
         refpay.settle(TINY_MEMBERS, tiny_orders(), {"levels": []})
+
+
+def _columns_of(ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    array = pa.array(ids, pa.large_string())
+    _, offsets, data = array.buffers()
+    return np.frombuffer(offsets, dtype=np.int64), np.frombuffer(data, dtype=np.uint8)
+
+
+def test_string_columns_as_arrow_buffers_equal_lists(policy: refpay.Policy) -> None:
+    """settle_batch reads a string column as Arrow buffers exactly as it
+    reads the same column as a list of str (non-ASCII ids included)."""
+    ids = ["甲", "乙", "c"]
+    members = {"inviter": np.array([-1, 0, 1], dtype=np.int32),
+               "joined_at": np.array([0, 1, 2], dtype=np.int64)}
+    orders = {"ids": ["o1"], "buyer": np.array([2], dtype=np.int32),
+              "amount": np.array([10_000], dtype=np.int64), "at": np.array([3], dtype=np.int64)}
+    from_list, _ = refpay._core.settle_batch(policy._core, {**members, "ids": ids}, orders)
+    from_buffers, _ = refpay._core.settle_batch(
+        policy._core, {**members, "ids": _columns_of(ids)}, orders)
+    assert from_buffers.snapshot() == from_list.snapshot()
+    assert from_buffers.member_ids == ids
+
+
+@pytest.mark.parametrize(("offsets", "message"), [
+    ([0, 100, 2], "offsets decrease at row 1"),
+    ([0, 1, 99], "offsets point outside the data buffer"),
+    ([-1, 1, 2], "offsets point outside the data buffer"),
+])
+def test_bad_arrow_buffers_are_errors_naming_the_column(
+        policy: refpay.Policy, offsets: list[int], message: str) -> None:
+    members = {"ids": (np.array(offsets, dtype=np.int64), np.frombuffer(b"ab", dtype=np.uint8)),
+               "inviter": np.array([-1, 0], dtype=np.int32),
+               "joined_at": np.array([0, 1], dtype=np.int64)}
+    with pytest.raises(ValueError, match=f"members.ids {message}"):
+        refpay._core.settle_batch(policy._core, members, {})
+
+
+def test_arrow_buffers_of_the_wrong_type_are_a_type_error(policy: refpay.Policy) -> None:
+    members = {"ids": (np.array([0, 1], dtype=np.float64), b"a"),
+               "inviter": np.array([-1], dtype=np.int32),
+               "joined_at": np.array([0], dtype=np.int64)}
+    with pytest.raises(TypeError, match="members.ids as buffers"):
+        refpay._core.settle_batch(policy._core, members, {})

@@ -79,9 +79,10 @@ def _first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _id_strings(column: pd.Series, name: str, *, nullable: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(ids as an object array of str, mask of missing cells). Integer ids
-    stored as floats because of missing cells read as integers: 7.0 is "7"."""
+def _id_strings(column: pd.Series, name: str, *,
+                nullable: bool) -> tuple[pa.LargeStringArray, np.ndarray]:
+    """(ids as Arrow strings, mask of missing cells). Integer ids stored as
+    floats because of missing cells read as integers: 7.0 is "7"."""
     missing = column.isna().to_numpy()
     if missing.any() and not nullable:
         raise EventError(f"{name}[{_first_row(missing)}]: missing id", "bad_event")
@@ -90,19 +91,38 @@ def _id_strings(column: pd.Series, name: str, *, nullable: bool) -> tuple[np.nda
     return _strings(column), missing
 
 
-def _rows_of(members: pa.Array, ids: np.ndarray) -> np.ndarray:
+def _rows_of(members: pa.Array, ids: pa.Array) -> np.ndarray:
     """The members-table row of each id (its first row if repeated), -1 if
     it is not a member."""
-    rows = pc.index_in(pa.array(ids, pa.string()), value_set=members)
+    rows = pc.index_in(ids, value_set=members)
     return np.array(rows.fill_null(-1), dtype=np.int32)  # a writable copy
 
 
-def _strings(column: pd.Series) -> np.ndarray:
-    """A string column as an object array of str; missing cells are ""."""
-    cells = column.to_numpy(dtype=object, na_value="")
-    if pd.api.types.infer_dtype(cells, skipna=False) not in ("string", "empty"):
-        cells = cells.astype(str).astype(object)
-    return cells
+def _strings(column: pd.Series) -> pa.LargeStringArray:
+    """A column as one Arrow large_string array; missing cells are "".
+    Columns that are strings already (Arrow-backed or str objects) are not
+    turned into Python objects; others are read as their str."""
+    if isinstance(column.dtype, pd.StringDtype) or isinstance(column.dtype, pd.ArrowDtype):
+        array = pa.array(column, from_pandas=True)
+    else:
+        cells = column.to_numpy(dtype=object, na_value="")
+        if pd.api.types.infer_dtype(cells, skipna=False) not in ("string", "empty"):
+            cells = cells.astype(str).astype(object)
+        array = pa.array(cells, pa.large_string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not pa.types.is_large_string(array.type):
+        array = array.cast(pa.large_string())
+    return array.fill_null("")
+
+
+def _buffers(array: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data) of a large_string array without nulls: how
+    ``_core.settle_batch`` reads a string column without a str per cell."""
+    _, offsets, data = array.buffers()
+    start = array.offset
+    return (np.frombuffer(offsets, dtype=np.int64)[start:start + len(array) + 1],
+            np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8))
 
 
 def _fen(frame: pd.DataFrame, column: str, name: str, *, missing_is_zero: bool) -> np.ndarray:
@@ -136,9 +156,9 @@ class _Columns:
     members: dict[str, Any]
     orders: dict[str, Any]
     unknown_inviter: np.ndarray  # member rows whose inviter id is not a member
-    inviter_ids: np.ndarray
+    inviter_ids: pa.LargeStringArray
     unknown_buyer: np.ndarray  # order rows whose buyer id is not a member
-    buyer_ids: np.ndarray
+    buyer_ids: pa.LargeStringArray
 
 
 def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
@@ -148,36 +168,35 @@ def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
         raise EventError("orders has no column amount or amount_fen", "bad_event")
 
     member_ids, _ = _id_strings(members["member"], "members.member", nullable=False)
-    member_index = pa.array(member_ids, pa.string())
     member_columns: dict[str, Any] = {
-        "ids": member_ids,
+        "ids": _buffers(member_ids),
         "joined_at": time_column_micros(members["joined_at"], "members.joined_at", required=True),
     }
     if "inviter" in members.columns:
         inviter_ids, no_inviter = _id_strings(members["inviter"], "members.inviter", nullable=True)
-        inviter = _rows_of(member_index, inviter_ids)
+        inviter = _rows_of(member_ids, inviter_ids)
         unknown_inviter = (inviter < 0) & ~no_inviter
         inviter[unknown_inviter] = -2  # out of range: SettleBatch rejects the join
     else:
-        inviter_ids = np.full(len(members), "", dtype=object)
+        inviter_ids = pa.array([], pa.large_string())  # no row is unknown
         inviter = np.full(len(members), -1, dtype=np.int32)
         unknown_inviter = np.zeros(len(members), dtype=bool)
     member_columns["inviter"] = inviter
     for column in _MEMBER_STRING_COLUMNS:
         if column in members.columns:
-            member_columns[column] = _strings(members[column])
+            member_columns[column] = _buffers(_strings(members[column]))
 
     order_ids, _ = _id_strings(orders["id"], "orders.id", nullable=False)
     buyer_ids, _ = _id_strings(orders["buyer"], "orders.buyer", nullable=True)
-    buyer = _rows_of(member_index, buyer_ids)
+    buyer = _rows_of(member_ids, buyer_ids)
     order_columns: dict[str, Any] = {
-        "ids": order_ids,
+        "ids": _buffers(order_ids),
         "buyer": buyer,
         "amount": _fen(orders, "amount", "orders", missing_is_zero=False),
         "at": time_column_micros(orders["at"], "orders.at", required=True),
     }
     if "category" in orders.columns:
-        order_columns["category"] = _strings(orders["category"])
+        order_columns["category"] = _buffers(_strings(orders["category"]))
     if "confirmed_at" in orders.columns:
         order_columns["confirmed_at"] = time_column_micros(
             orders["confirmed_at"], "orders.confirmed_at", required=False)
@@ -220,7 +239,8 @@ def _error_frame(rejected: dict[str, Any], columns: _Columns) -> pd.DataFrame:
         hits = np.flatnonzero((frame["code"] == "unknown_member") & (frame["table"] == table))
         rows = frame["row"].to_numpy()[hits]
         hits, rows = hits[unknown[rows]], rows[unknown[rows]]
-        frame.loc[hits, "message"] = [f"{what} {ids[row]!r} is not a member" for row in rows]
+        frame.loc[hits, "message"] = [
+            f"{what} {ids[int(row)].as_py()!r} is not a member" for row in rows]
     return frame
 
 
