@@ -28,7 +28,7 @@ namespace py = pybind11;
 // refpay::python::ErrorFamily says which Python exception class a failed
 // status becomes (unknown_member and unknown_order always become
 // UnknownIdError).
-enum class ErrorFamily { kPolicy, kEvent, kCase };
+enum class ErrorFamily { kPolicy, kEvent, kCase, kSnapshot };
 
 // refpay::python::StatusError carries a failed status out of a binding. It
 // holds no Python object, so it may be thrown with the GIL released.

@@ -289,6 +289,23 @@ void BindEngine(py::module_& m) {
           py::arg("order_id"),
           "explain(order_id) explains every entry of an order, one line each. Raises "
           "UnknownIdError (unknown_order).")
+      .def(
+          "snapshot", [](const Engine& engine) { return py::bytes(engine.Snapshot()); },
+          "snapshot() is the whole state of the run as versioned, checksummed bytes; the "
+          "same state always gives the same bytes.")
+      .def_static(
+          "restore",
+          [](const py::bytes& data) {
+            const std::string bytes = data;
+            py::gil_scoped_release release;
+            return ValueOrThrow(Engine::Restore(bytes), ErrorFamily::kSnapshot);
+          },
+          py::arg("data"),
+          "restore(data) rebuilds an engine from snapshot() bytes. Raises SnapshotError "
+          "(bad_snapshot for corrupt or truncated bytes, snapshot_version for another format).")
+      .def_property_readonly(
+          "policy", [](const Engine& engine) { return engine.policy(); },
+          "A copy of the policy the engine runs.")
       .def_property_readonly("member_ids", &Engine::member_ids, "Member ids in join order.")
       .def_property_readonly("order_ids", &Engine::order_ids, "Order ids in placement order.")
       .def_property_readonly(

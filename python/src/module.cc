@@ -22,6 +22,8 @@ const char* ExceptionClassName(ErrorFamily family, const std::string& code) {
       return "EventError";
     case ErrorFamily::kCase:
       return "CaseError";
+    case ErrorFamily::kSnapshot:
+      return "SnapshotError";
   }
   return "RefpayError";
 }

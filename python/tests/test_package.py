@@ -30,6 +30,7 @@ def test_exception_hierarchy():
     assert issubclass(refpay.EventError, ValueError)
     assert issubclass(refpay.UnknownIdError, KeyError)
     assert issubclass(refpay.CaseError, ValueError)
+    assert issubclass(refpay.SnapshotError, ValueError)
 
 
 def test_typed_package_ships_its_marker_and_stubs():

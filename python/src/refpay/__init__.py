@@ -36,7 +36,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._errors import CaseError, EventError, PolicyError, RefpayError, UnknownIdError
+from ._errors import (CaseError, EventError, PolicyError, RefpayError, SnapshotError,
+                      UnknownIdError)
 
 try:
     from ._core import Money, Rate, RoundingMode, apply_rate
@@ -71,6 +72,7 @@ __all__ = [
     "RefpayError",
     "RoundingMode",
     "SettleResult",
+    "SnapshotError",
     "UnknownIdError",
     "__version__",
     "apply_rate",

@@ -15,7 +15,8 @@ The compiled module raises these classes by name (``python/src/module.cc``).
 
 from __future__ import annotations
 
-__all__ = ["CaseError", "EventError", "PolicyError", "RefpayError", "UnknownIdError"]
+__all__ = ["CaseError", "EventError", "PolicyError", "RefpayError", "SnapshotError",
+           "UnknownIdError"]
 
 
 class RefpayError(Exception):
@@ -45,6 +46,11 @@ class EventError(RefpayError, ValueError):
 class UnknownIdError(RefpayError, KeyError):
     """An event or query names a member or order the engine does not know
     (``unknown_member``, ``unknown_order``)."""
+
+
+class SnapshotError(RefpayError, ValueError):
+    """Bytes that are not a snapshot this version can restore: corrupt or
+    truncated (``bad_snapshot``) or of another format (``snapshot_version``)."""
 
 
 class CaseError(RefpayError, ValueError):
