@@ -71,6 +71,7 @@ python_packages=(
   nbclient:nbclient ipykernel:ipykernel matplotlib:matplotlib
   scikit-build-core:scikit_build_core pybind11:pybind11
   cmake:bin/cmake ninja:bin/ninja
+  mypy:mypy  # python/tests/test_package.py checks _core.pyi with mypy.stubtest
   duckdb:duckdb dask:dask distributed:distributed  # bench/compare, examples/dask_sweep.py and their tests
 )
 wanted=()
