@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,10 +64,10 @@ class Measurement:
     cpu_s: float
     rss_mib: float
     totals: Path
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _run(cmd: list[str], timeout: float) -> tuple[dict[str, object], float, float]:
+def _run(cmd: list[str], timeout: float) -> tuple[dict[str, Any], float, float]:
     """Runs one measurement under /usr/bin/time; returns (its JSON line, CPU
     seconds, peak RSS MiB). /usr/bin/time, not os.wait4 from here: a child
     forked from this process inherits its resident-set high-water mark
@@ -101,9 +102,8 @@ def measure(peer: str, data: Path, policy: Path, work: Path, cc_bin: Path, *,
     if orders_limit is not None:
         cmd += ["--orders-limit", str(orders_limit)]
     info, cpu, rss = _run(cmd, timeout)
-    return Measurement(peer, int(info["orders"]), float(info["load_s"]),  # type: ignore[arg-type]
-                       float(info["compute_s"]), float(info["compute_cpu_s"]),  # type: ignore[arg-type]
-                       cpu, rss, out,
+    return Measurement(peer, int(info["orders"]), float(info["load_s"]),
+                       float(info["compute_s"]), float(info["compute_cpu_s"]), cpu, rss, out,
                        {k: v for k, v in info.items()
                         if k not in ("orders", "load_s", "compute_s", "compute_cpu_s", "peer",
                                      "mode", "members")})
@@ -290,12 +290,12 @@ def main() -> int:
 
     if args.check_only:
         cc = args.cc_bin if args.cc_bin.exists() else None
-        problems = check(data, cc_bin=cc)
-        for p in problems:
+        found = check(data, cc_bin=cc)
+        for p in found:
             print("MISMATCH", p, file=sys.stderr)
-        print(f"{'FAIL' if problems else 'OK'}: {', '.join(POLICIES)} on {members:,} members / "
+        print(f"{'FAIL' if found else 'OK'}: {', '.join(POLICIES)} on {members:,} members / "
               f"{orders:,} orders ({'with' if cc else 'without'} the C++ program)")
-        return 1 if problems else 0
+        return 1 if found else 0
 
     if not args.cc_bin.exists():
         parser.error(f"{args.cc_bin} not built: cmake --build <dir> --target "
