@@ -513,6 +513,23 @@ struct ExplanationStats {
   // The first leader entry's raw amount per order, for its peer bonus.
   std::map<std::string, int64_t> leader_raw;
   std::set<std::string> order_total_reached;
+  // A check hit is reported once per distinct (check, member, order); a cap
+  // flag once per entry the cap reduced (counted from the explanations).
+  using FlagKey = std::tuple<std::string, std::string, std::string>;
+  auto key_of = [](std::string_view check, const std::string& member,
+                   const std::optional<std::string>& order) {
+    return FlagKey(check, member, order.value_or("(none)"));
+  };
+  std::set<FlagKey> distinct;
+  std::map<FlagKey, int> cap_flags, cap_cuts;
+  for (const Flag& f : flags) {
+    if (f.check == "cap_order" || f.check == "cap_member" || f.check == "budget_exhausted") {
+      ++cap_flags[key_of(f.check, f.member, f.order)];
+    } else if (!distinct.insert(key_of(f.check, f.member, f.order)).second) {
+      return ::testing::AssertionFailure()
+             << "flag " << f.check << " " << f.member << " " << f.order.value_or("") << " twice";
+    }
+  }
   for (size_t i = 0; i < rows.size(); ++i) {
     const LedgerRow& row = rows[i];
     if (row.clawback) {
@@ -572,6 +589,12 @@ struct ExplanationStats {
       denied = action == "deny";
       if (denied) paid = 0, ++stats->denied;
       if (action == "hold" && row.status != EntryStatus::kHeld) return fail() << "hold not held";
+      // Each check named was reported for this member and order (a
+      // velocity hit is reported once per member, with no order).
+      const std::string_view names = parts[part].substr(parts[part].find(" by ") + 4);
+      for (std::string_view check : SplitOn(names, ", ")) {
+        if (row.order && !flagged(check, row)) return fail() << "no " << check << " flag";
+      }
       ++part;
     } else if (row.action) {
       return fail() << "action " << ActionName(*row.action) << " not explained";
@@ -588,6 +611,10 @@ struct ExplanationStats {
       if (denied) return fail() << "a denied entry takes no cap room";
       for (std::string_view cap : SplitOn(cut.substr(by + 4), ", ")) {
         if (StartsWith(cap, "caps.order_total ")) order_cut = true;
+        ++cap_cuts[key_of(StartsWith(cap, "caps.order_total ")    ? "cap_order"
+                          : StartsWith(cap, "caps.member_month ") ? "cap_member"
+                                                                  : "budget_exhausted",
+                          row.member, row.order)];
         const char* check = StartsWith(cap, "caps.order_total ")    ? "cap_order"
                             : StartsWith(cap, "caps.member_month ") ? "cap_member"
                                                                     : "budget_exhausted";
@@ -660,6 +687,11 @@ struct ExplanationStats {
                     << Money::FromFen(paid).ToString();
     }
     if (part != parts.size()) return fail() << "unexpected \"" << parts[part] << "\"";
+  }
+  if (cap_flags != cap_cuts) {
+    return ::testing::AssertionFailure()
+           << "cap flags do not match the entries cut: " << cap_flags.size() << " keys flagged, "
+           << cap_cuts.size() << " keys cut";
   }
   return ::testing::AssertionSuccess();
 }
