@@ -289,12 +289,21 @@ std::string Fingerprint(const Engine& engine, absl::Time as_of) {
   return out;
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)  // clang
+#define REFPAY_HAS_ASAN 1
+#endif
+#endif
+#ifndef REFPAY_HAS_ASAN
+#define REFPAY_HAS_ASAN 0
+#endif
+
 int Streams() {
   if (const char* env = std::getenv("REFPAY_STREAMS"); env != nullptr) return std::atoi(env);
     // Thousands in the normal suite; fewer under the sanitizers, which run the
     // same checks about ten times slower.
-#if defined(__SANITIZE_ADDRESS__)
-  return 200;
+#if defined(__SANITIZE_ADDRESS__) || REFPAY_HAS_ASAN
+  return 100;
 #else
   return 2000;
 #endif
