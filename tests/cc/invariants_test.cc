@@ -298,6 +298,13 @@ std::string Fingerprint(const Engine& engine, absl::Time as_of) {
 #define REFPAY_HAS_ASAN 0
 #endif
 
+// REFPAY_STREAM_EVENTS raises the longest stream (default 180; streams are
+// a third to all of it long): deeper trees, more months, more refunds.
+int StreamEvents() {
+  const char* env = std::getenv("REFPAY_STREAM_EVENTS");
+  return env != nullptr && std::atoi(env) >= 3 ? std::atoi(env) : 180;
+}
+
 int Streams() {
   if (const char* env = std::getenv("REFPAY_STREAMS"); env != nullptr) return std::atoi(env);
     // Thousands in the normal suite; fewer under the sanitizers, which run the
@@ -828,8 +835,8 @@ TEST_P(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
     const absl::StatusOr<Policy> loaded = Policy::FromJson(policy_json);
     ASSERT_THAT(loaded, IsOk()) << policy_json;
     const Policy& policy = *loaded;
-    const std::vector<std::string> events =
-        RandomStream(random, 60 + static_cast<int>(random() % 120));
+    const std::vector<std::string> events = RandomStream(
+        random, StreamEvents() / 3 + static_cast<int>(random() % (2 * StreamEvents() / 3 + 1)));
     SCOPED_TRACE(
         absl::StrCat("stream ", stream, ", policy ",
                      stream % 4 == 3 ? policy_json : absl::StrCat(stream % std::size(kPolicies))));
