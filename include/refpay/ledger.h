@@ -63,7 +63,9 @@ struct BalanceRow {
 // refpay::Flag reports a check hit or a cap cut: {check, member, order?}.
 // `check` is a check name (shared_identity, split_orders, velocity,
 // refund_rate), a cap (cap_order, cap_member, budget_exhausted) or
-// invalid_invite. Each distinct (check, member, order) is reported once.
+// invalid_invite. A check hit is reported once per distinct (check, member,
+// order); a cap flag once per entry the cap cut (SPEC §3.5), so one member
+// whose two entries on an order were cut has two.
 struct Flag {
   std::string check;
   std::string member;
