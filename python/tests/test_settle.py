@@ -275,3 +275,17 @@ def test_arrow_buffers_of_the_wrong_type_are_a_type_error(policy: refpay.Policy)
                "joined_at": np.array([0], dtype=np.int64)}
     with pytest.raises(TypeError, match="members.ids as buffers"):
         refpay._core.settle_batch(policy._core, members, {})
+
+
+@pytest.mark.parametrize("column", [
+    pd.Series([0, -7, 2**62], dtype=np.int64),
+    pd.Series([1, None, -3], dtype="Int64"),
+    pd.Series([5, 2**64 - 1], dtype=np.uint64),
+    pd.Series([True, False]),
+    pd.Series(["甲", None, "c"], dtype="str"),
+    pd.Series(["a", 1, None], dtype=object),
+])
+def test_id_columns_read_as_their_str(column: pd.Series) -> None:
+    from refpay._settle import _strings
+    expected = ["" if pd.isna(v) else str(v) for v in column.astype(object)]
+    assert _strings(column).to_pylist() == expected

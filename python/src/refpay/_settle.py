@@ -102,8 +102,11 @@ def _strings(column: pd.Series) -> pa.LargeStringArray:
     """A column as one Arrow large_string array; missing cells are "".
     Columns that are strings already (Arrow-backed or str objects) are not
     turned into Python objects; others are read as their str."""
-    if isinstance(column.dtype, pd.StringDtype) or isinstance(column.dtype, pd.ArrowDtype):
+    if isinstance(column.dtype, (pd.StringDtype, pd.ArrowDtype)):
         array = pa.array(column, from_pandas=True)
+    elif pd.api.types.is_integer_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        # Arrow writes integers as str() does ("-7"), in C++.
+        array = pa.array(column, from_pandas=True).cast(pa.large_string())
     else:
         cells = column.to_numpy(dtype=object, na_value="")
         if pd.api.types.infer_dtype(cells, skipna=False) not in ("string", "empty"):
