@@ -129,6 +129,8 @@ class Engine::Impl {
       canonical = EventToJson(event);
       REFPAY_RETURN_IF_ERROR(CheckEventId(*event.event_id, &canonical));
     }
+    // ParseEventJson applies these limits; an Event built in code gets them here.
+    REFPAY_RETURN_IF_ERROR(internal::CheckEventStrings(event));
     REFPAY_RETURN_IF_ERROR(Dispatch(event));
     if (event.event_id) event_ids_.emplace(*event.event_id, std::move(canonical));
     return absl::OkStatus();
@@ -1294,7 +1296,12 @@ class Engine::Impl {
           }
           const std::string_view id = id_of(orders.ids, row);
           const Money amount = Money::FromFen(orders.amount[row]);
-          status = CheckTime(EventType::kOrder, step.at);
+          status = internal::CheckEventText("id", id, true);
+          if (status.ok() && !members.ids.empty())
+            status = internal::CheckEventText("buyer", members.ids[buyer_row], true);
+          if (status.ok() && !orders.category.empty())
+            status = internal::CheckEventText("category", orders.category[row], false);
+          if (status.ok()) status = CheckTime(EventType::kOrder, step.at);
           if (status.ok()) status = CheckOrderAmount(id, amount);
           if (!status.ok()) break;
           // The id is taken before the buyer is looked up, as the event path
@@ -1326,8 +1333,10 @@ class Engine::Impl {
               step.type == EventType::kRefund
                   ? std::optional<Money>(Money::FromFen(orders.refund_amount[row]))
                   : std::nullopt;
-          status = CheckTime(step.type, step.at);
-          if (status.ok()) status = CheckRefundAmount(refund);
+          status = orders.ids.empty() ? absl::OkStatus()
+                                      : internal::CheckEventText("order", orders.ids[row], true);
+          if (status.ok()) status = CheckTime(step.type, step.at);
+          if (status.ok()) status = CheckRefundAmount(id_of(orders.ids, row), refund);
           if (!status.ok()) break;
           absl::StatusOr<int32_t> order = order_at(row);
           if (!order.ok()) {
@@ -1390,8 +1399,18 @@ class Engine::Impl {
       return MakeError(absl::StatusCode::kNotFound, "unknown_member",
                        absl::StrCat("inviter row ", inviter_row, " is out of range"));
     }
-    REFPAY_RETURN_IF_ERROR(CheckTime(EventType::kJoin, at));
+    // Shape (bad_event) before time, as for events.
     std::string id(id_of(members.ids, row));
+    REFPAY_RETURN_IF_ERROR(internal::CheckEventText("member", id, true));
+    for (const auto& [field, column] :
+         {std::pair{"region", &members.region}, std::pair{"device", &members.device},
+          std::pair{"phone", &members.phone}, std::pair{"payment", &members.payment}}) {
+      REFPAY_RETURN_IF_ERROR(internal::CheckEventText(field, text(*column, row), false));
+    }
+    if (inviter_row >= 0 && !members.ids.empty()) {
+      REFPAY_RETURN_IF_ERROR(internal::CheckEventText("inviter", members.ids[inviter_row], true));
+    }
+    REFPAY_RETURN_IF_ERROR(CheckTime(EventType::kJoin, at));
     if (!new_id && member_ids_.Contains(id)) return DuplicateMember(id);
     int32_t inviter = -1;
     if (inviter_row >= 0) {
@@ -1413,10 +1432,17 @@ class Engine::Impl {
   // The role of member `row` in a batch: a set_role event at its join time.
   template <typename MemberAt>
   absl::Status RoleRow(int64_t at, int32_t row, const BatchMembers& members, MemberAt& member_at) {
+    if (!members.ids.empty()) {
+      REFPAY_RETURN_IF_ERROR(internal::CheckEventText("member", members.ids[row], true));
+    }
+    REFPAY_RETURN_IF_ERROR(internal::CheckEventText("role", members.role[row], true));
+    std::optional<std::string> rank;
+    if (!members.rank.empty() && !members.rank[row].empty()) {
+      REFPAY_RETURN_IF_ERROR(internal::CheckEventText("rank", members.rank[row], true));
+      rank = members.rank[row];
+    }
     REFPAY_RETURN_IF_ERROR(CheckTime(EventType::kSetRole, at));
     REFPAY_ASSIGN_OR_RETURN(const int32_t m, member_at(row, "member"));
-    std::optional<std::string> rank;
-    if (!members.rank.empty() && !members.rank[row].empty()) rank = members.rank[row];
     return SetRoleResolved(m, members.role[row], rank, true);
   }
 
@@ -1498,14 +1524,15 @@ class Engine::Impl {
   }
 
   // Field values before references (docs/decisions.md, validation order).
-  static absl::Status CheckRefundAmount(std::optional<Money> refund) {
+  static absl::Status CheckRefundAmount(std::string_view order_id, std::optional<Money> refund) {
     if (!refund || refund->is_positive()) return absl::OkStatus();
     return Error(absl::StatusCode::kInvalidArgument, "bad_amount",
-                 absl::StrCat("refund amount must be positive, got ", refund->ToString()));
+                 absl::StrCat("refund of order \"", internal::AsAbsl(order_id),
+                              "\": amount must be positive, got ", refund->ToString()));
   }
 
   absl::Status Refund(const Event& event, int64_t at) {
-    REFPAY_RETURN_IF_ERROR(CheckRefundAmount(event.amount));
+    REFPAY_RETURN_IF_ERROR(CheckRefundAmount(event.order, event.amount));
     REFPAY_ASSIGN_OR_RETURN(const int32_t order, FindOrder(event.order));
     return RefundResolved(order, event.amount, at);
   }

@@ -64,13 +64,7 @@ absl::StatusOr<std::string> StringField(const Json& object, std::string_view key
                                  internal::DescribeJson(*it)));
   }
   std::string value = it->get<std::string>();
-  if (is_id && value.empty()) {
-    return BadEvent(absl::StrCat("field \"", std::string(key), "\" is empty"));
-  }
-  if (value.size() > kMaxIdBytes) {
-    return BadEvent(
-        absl::StrCat("field \"", std::string(key), "\" is longer than ", kMaxIdBytes, " bytes"));
-  }
+  REFPAY_RETURN_IF_ERROR(internal::CheckEventText(key, value, is_id));
   return value;
 }
 
@@ -223,6 +217,53 @@ absl::StatusOr<Event> EventFromJson(const Json& object) {
     REFPAY_ASSIGN_OR_RETURN(event.amount, internal::MoneyFromJson(*it, "amount"));
   }
   return event;
+}
+
+absl::Status CheckEventText(std::string_view field, std::string_view value, bool is_id) {
+  if (is_id && value.empty()) {
+    return BadEvent(absl::StrCat("field \"", std::string(field), "\" is empty"));
+  }
+  if (value.size() > kMaxIdBytes) {
+    return BadEvent(
+        absl::StrCat("field \"", std::string(field), "\" is longer than ", kMaxIdBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckEventStrings(const Event& event) {
+  if (event.event_id) REFPAY_RETURN_IF_ERROR(CheckEventText("event_id", *event.event_id, true));
+  auto optional = [](std::string_view field, const std::optional<std::string>& value) {
+    return value ? CheckEventText(field, *value, true) : absl::OkStatus();
+  };
+  switch (event.type) {
+    case EventType::kJoin:
+      REFPAY_RETURN_IF_ERROR(CheckEventText("member", event.member, true));
+      REFPAY_RETURN_IF_ERROR(optional("inviter", event.inviter));
+      for (const auto& [field, value] :
+           {std::pair{"region", &event.identity.region},
+            std::pair{"device", &event.identity.device}, std::pair{"phone", &event.identity.phone},
+            std::pair{"payment", &event.identity.payment}}) {
+        REFPAY_RETURN_IF_ERROR(CheckEventText(field, *value, false));
+      }
+      return absl::OkStatus();
+    case EventType::kRebind:
+      REFPAY_RETURN_IF_ERROR(CheckEventText("member", event.member, true));
+      if (!event.inviter) return BadEvent("missing field \"inviter\"");
+      return CheckEventText("inviter", *event.inviter, true);
+    case EventType::kSetRole:
+    case EventType::kUnsetRole:
+      REFPAY_RETURN_IF_ERROR(CheckEventText("member", event.member, true));
+      REFPAY_RETURN_IF_ERROR(CheckEventText("role", event.role, true));
+      return optional("rank", event.rank);
+    case EventType::kOrder:
+      REFPAY_RETURN_IF_ERROR(CheckEventText("id", event.order, true));
+      REFPAY_RETURN_IF_ERROR(CheckEventText("buyer", event.buyer, true));
+      return optional("category", event.category);
+    case EventType::kConfirm:
+    case EventType::kRefund:
+      return CheckEventText("order", event.order, true);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace internal

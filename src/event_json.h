@@ -11,6 +11,15 @@ namespace refpay::internal {
 
 absl::StatusOr<Event> EventFromJson(const Json& object);
 
+// The limits ParseEventJson puts on a string field: an id (`is_id`) is not
+// empty, and no field is longer than 256 bytes (docs/limits.md). Fails with
+// bad_event naming the field.
+absl::Status CheckEventText(std::string_view field, std::string_view value, bool is_id);
+
+// The same limits on the strings of an Event built in code, for the fields
+// its type uses.
+absl::Status CheckEventStrings(const Event& event);
+
 }  // namespace refpay::internal
 
 #endif  // REFPAY_SRC_EVENT_JSON_H_

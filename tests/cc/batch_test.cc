@@ -225,7 +225,14 @@ TEST(BatchTest, RejectedRowsAndStateMatchTheEventPathByteForByte) {
       for (int i = 0; i < m; ++i) {
         // Repeated ids, inviters out of range or joining later, roles on
         // rejected joins, times out of row order.
-        if (with_ids) members.ids.push_back(absl::StrCat("m", pick(8) == 0 ? pick(i + 1) : i));
+        if (with_ids) {
+          // Also empty and over-long ids (bad_event), which their invitees
+          // and orders then name.
+          const int kind = pick(40);
+          members.ids.push_back(kind == 0   ? std::string()
+                                : kind == 1 ? std::string(300, 'x') + absl::StrCat(i)
+                                            : absl::StrCat("m", pick(8) == 0 ? pick(i + 1) : i));
+        }
         members.inviter.push_back(i == 0 ? -1 : pick(12) == 0 ? pick(m + 5) - 2 : pick(i));
         members.joined_at.push_back(t0 + (pick(10) == 0 ? pick(m) : i) * 1'000'000);
         members.role.push_back(pick(10) == 0 ? "leader" : "");
@@ -234,13 +241,18 @@ TEST(BatchTest, RejectedRowsAndStateMatchTheEventPathByteForByte) {
       }
       BatchOrders orders;
       for (int i = 0; i < n; ++i) {
-        if (with_ids) orders.ids.push_back(absl::StrCat("o", pick(20) == 0 ? pick(i + 1) : i));
+        if (with_ids) {
+          const int kind = pick(60);
+          orders.ids.push_back(kind == 0   ? std::string()
+                               : kind == 1 ? std::string(257, 'o')
+                                           : absl::StrCat("o", pick(20) == 0 ? pick(i + 1) : i));
+        }
         orders.buyer.push_back(pick(30) == 0 ? m + 3 : pick(m));
         orders.amount.push_back(pick(25) == 0 ? 0 : 1 + pick(60'000));
         // Some orders come before their buyer joined.
         const int64_t at = t0 + pick(m + 400) * 1'000'000;
         orders.at.push_back(at);
-        orders.category.push_back(pick(4) == 0 ? "c" : "");
+        orders.category.push_back(pick(4) == 0 ? "c" : pick(80) == 0 ? std::string(300, 'c') : "");
         orders.confirmed_at.push_back(pick(2) == 0 ? at + pick(100) * 1'000'000 : kNoTime);
         const bool refund = pick(5) == 0;
         orders.refund_amount.push_back(refund ? 1 + pick(70'000) : 0);  // some over-refunds
@@ -264,6 +276,13 @@ TEST(BatchTest, RejectedRowsAndStateMatchTheEventPathByteForByte) {
       SCOPED_TRACE(absl::StrCat(text, with_ids ? " with ids" : " with row ids"));
       EXPECT_EQ(got_errors, expected_errors);
       EXPECT_GT(expected_errors.size(), 20u);
+      if (with_ids) {
+        for (const char* shape : {"is empty", "is longer than 256 bytes"}) {
+          EXPECT_TRUE(std::any_of(got_errors.begin(), got_errors.end(), [&](const std::string& e) {
+            return e.find(shape) != e.npos;
+          })) << shape;
+        }
+      }
       EXPECT_TRUE(batch->engine.Snapshot() == events.Snapshot());
     }
   }

@@ -95,6 +95,37 @@ TEST_F(EngineTest, RejectedEventsChangeNothing) {
   }
 }
 
+// Events built in code meet the limits ParseEventJson puts on JSON ones.
+TEST_F(EngineTest, EventsBuiltInCodeMeetTheJsonLimits) {
+  const std::string before = engine_.Snapshot();
+  Event join;
+  join.type = EventType::kJoin;
+  join.at = At("2026-03-03T09:00:00+08:00");
+  join.member = std::string(257, 'm');
+  EXPECT_THAT(engine_.Apply(join), HasReason("bad_event"));
+  join.member = "";
+  EXPECT_THAT(engine_.Apply(join), HasReason("bad_event"));
+  join.member = "D";
+  join.identity.device = std::string(300, 'd');
+  EXPECT_THAT(engine_.Apply(join), HasReason("bad_event"));
+  Event rebind;  // no inviter: a shape error, not a crash
+  rebind.type = EventType::kRebind;
+  rebind.at = join.at;
+  rebind.member = "C";
+  EXPECT_THAT(engine_.Apply(rebind), HasReason("bad_event"));
+  Event order;
+  order.type = EventType::kOrder;
+  order.at = join.at;
+  order.order = "o2";
+  order.buyer = "C";
+  order.amount = Money::FromFen(100);
+  order.category = std::string(257, 'c');
+  EXPECT_THAT(engine_.Apply(order), HasReason("bad_event"));
+  EXPECT_EQ(engine_.Snapshot(), before);
+  order.category.reset();
+  EXPECT_THAT(engine_.Apply(order), IsOk());
+}
+
 TEST_F(EngineTest, CyclesAreRejectedOnceRebindIsAllowed) {
   const char* late = "2026-04-05T00:00:00+08:00";
   EXPECT_THAT(engine_.ApplyJson(absl::StrCat(
