@@ -1297,7 +1297,7 @@ class Engine::Impl {
           const std::string_view id = id_of(orders.ids, row);
           const Money amount = Money::FromFen(orders.amount[row]);
           status = internal::CheckEventText("id", id, true);
-          if (status.ok() && !members.ids.empty())
+          if (status.ok() && !members.ids.empty() && member_of_row[buyer_row] < 0)
             status = internal::CheckEventText("buyer", members.ids[buyer_row], true);
           if (status.ok() && !orders.category.empty())
             status = internal::CheckEventText("category", orders.category[row], false);
@@ -1333,8 +1333,9 @@ class Engine::Impl {
               step.type == EventType::kRefund
                   ? std::optional<Money>(Money::FromFen(orders.refund_amount[row]))
                   : std::nullopt;
-          status = orders.ids.empty() ? absl::OkStatus()
-                                      : internal::CheckEventText("order", orders.ids[row], true);
+          status = orders.ids.empty() || order_of_row[row] >= 0
+                       ? absl::OkStatus()
+                       : internal::CheckEventText("order", orders.ids[row], true);
           if (status.ok()) status = CheckTime(step.type, step.at);
           if (status.ok()) status = CheckRefundAmount(id_of(orders.ids, row), refund);
           if (!status.ok()) break;
@@ -1407,7 +1408,9 @@ class Engine::Impl {
           std::pair{"phone", &members.phone}, std::pair{"payment", &members.payment}}) {
       REFPAY_RETURN_IF_ERROR(internal::CheckEventText(field, text(*column, row), false));
     }
-    if (inviter_row >= 0 && !members.ids.empty()) {
+    // A member that joined passed these checks with its id, so only the id
+    // of a row that did not join is checked again where it is named.
+    if (inviter_row >= 0 && !members.ids.empty() && member_of_row[inviter_row] < 0) {
       REFPAY_RETURN_IF_ERROR(internal::CheckEventText("inviter", members.ids[inviter_row], true));
     }
     REFPAY_RETURN_IF_ERROR(CheckTime(EventType::kJoin, at));
