@@ -174,11 +174,13 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
     auto it = columns.find(name);
     return it == columns.end() || it->second >= row.size() ? std::string() : row[it->second];
   };
-  auto time_of = [&](const std::string& text, const std::string& source, int64_t line,
-                     absl::Time* out) {
+  // Messages start with the column, as policy errors start with the key.
+  auto time_of = [&](const char* column, const std::string& text, const std::string& source,
+                     int64_t line, absl::Time* out) {
     absl::StatusOr<absl::Time> t = ParseTimestamp(text);
     if (!t.ok()) {
-      rejected->push_back({source, line, "bad_time", std::string(t.status().message())});
+      rejected->push_back(
+          {source, line, "bad_time", absl::StrCat(column, ": ", t.status().message())});
       return false;
     }
     *out = *t;
@@ -200,7 +202,8 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
         rejected->push_back({options.members, line, "bad_event", "empty member id"});
         continue;
       }
-      if (!time_of(cell(row, columns, "joined_at"), options.members, line, &join.at)) continue;
+      if (!time_of("joined_at", cell(row, columns, "joined_at"), options.members, line, &join.at))
+        continue;
       if (std::string inviter = cell(row, columns, "inviter"); !inviter.empty())
         join.inviter = inviter;
       join.identity = {cell(row, columns, "region"), cell(row, columns, "device"),
@@ -234,12 +237,12 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
     }
     absl::StatusOr<Money> amount = Money::Parse(cell(row, columns, "amount"));
     if (!amount.ok()) {
-      rejected->push_back(
-          {options.orders, line, "bad_amount", std::string(amount.status().message())});
+      rejected->push_back({options.orders, line, "bad_amount",
+                           absl::StrCat("amount: ", amount.status().message())});
       continue;
     }
     order.amount = *amount;
-    if (!time_of(cell(row, columns, "at"), options.orders, line, &order.at)) continue;
+    if (!time_of("at", cell(row, columns, "at"), options.orders, line, &order.at)) continue;
     if (std::string category = cell(row, columns, "category"); !category.empty())
       order.category = category;
     events.push_back({order, options.orders, line});
@@ -247,7 +250,7 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
       Event confirm;
       confirm.type = EventType::kConfirm;
       confirm.order = order.order;
-      if (time_of(confirmed, options.orders, line, &confirm.at))
+      if (time_of("confirmed_at", confirmed, options.orders, line, &confirm.at))
         events.push_back({confirm, options.orders, line});
     }
     if (std::string refund_amount = cell(row, columns, "refund_amount"); !refund_amount.empty()) {
@@ -256,12 +259,13 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
       refund.order = order.order;
       absl::StatusOr<Money> money = Money::Parse(refund_amount);
       if (!money.ok()) {
-        rejected->push_back(
-            {options.orders, line, "bad_amount", std::string(money.status().message())});
+        rejected->push_back({options.orders, line, "bad_amount",
+                             absl::StrCat("refund_amount: ", money.status().message())});
         continue;
       }
       refund.amount = *money;
-      if (time_of(cell(row, columns, "refunded_at"), options.orders, line, &refund.at)) {
+      if (time_of("refunded_at", cell(row, columns, "refunded_at"), options.orders, line,
+                  &refund.at)) {
         events.push_back({refund, options.orders, line});
       }
     }
