@@ -311,9 +311,9 @@ int main(int argc, char** argv) {
         ", \"refund_apply_mean_ns\": ", refunds ? refund_ns / refunds : 0);
   }
   if (!args.out.empty()) WriteTotals(args.out, totals);
-  std::printf("{\"mode\": \"%s\", \"members\": %zu, \"orders\": %zu, \"load_s\": %.4f, "
-              "\"compute_s\": %.4f, \"compute_cpu_s\": %.4f%s}\n",
-              args.mode.c_str(), m, n, Seconds(load0, load1), compute, cpu1 - cpu0,
-              extra.c_str());
+  std::printf(
+      "{\"mode\": \"%s\", \"members\": %zu, \"orders\": %zu, \"load_s\": %.4f, "
+      "\"compute_s\": %.4f, \"compute_cpu_s\": %.4f%s}\n",
+      args.mode.c_str(), m, n, Seconds(load0, load1), compute, cpu1 - cpu0, extra.c_str());
   return 0;
 }

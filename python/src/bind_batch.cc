@@ -60,13 +60,12 @@ class ColumnReader {
     auto offsets = buffers.size() == 2
                        ? py::array_t<int64_t, py::array::c_style>::ensure(buffers[0])
                        : py::array_t<int64_t, py::array::c_style>();
-    auto data = buffers.size() == 2
-                    ? py::array_t<uint8_t, py::array::c_style>::ensure(buffers[1])
-                    : py::array_t<uint8_t, py::array::c_style>();
+    auto data = buffers.size() == 2 ? py::array_t<uint8_t, py::array::c_style>::ensure(buffers[1])
+                                    : py::array_t<uint8_t, py::array::c_style>();
     if (!offsets || !data || offsets.ndim() != 1 || offsets.size() < 1) {
       PyErr_Clear();
-      throw py::type_error(column +
-                           " as buffers must be (offsets: int64 array of n + 1, data: uint8 array)");
+      throw py::type_error(
+          column + " as buffers must be (offsets: int64 array of n + 1, data: uint8 array)");
     }
     const int64_t* at = offsets.data();
     const auto* bytes = reinterpret_cast<const char*>(data.data());

@@ -54,8 +54,8 @@ py::array_t<int64_t> ParseTimeColumn(const py::iterable& cells, const std::strin
     absl::StatusOr<int64_t> at = MicrosOfCell(cell, required);
     if (!at.ok()) {
       throw StatusError(MakeError(at.status().code(), ErrorCodeOf(at.status()),
-                                  absl::StrCat(column, "[", micros.size(), "]: ",
-                                               std::string(at.status().message()))),
+                                  absl::StrCat(column, "[", micros.size(),
+                                               "]: ", std::string(at.status().message()))),
                         ErrorFamily::kEvent);
     }
     micros.push_back(*at);
@@ -277,10 +277,10 @@ void BindEngine(py::module_& m) {
           [](const Engine& engine, int64_t as_of_us) {
             return TableColumnsOf(Unlocked([&] { return engine.LedgerTable(AsOf(as_of_us)); }));
           },
-          py::arg("as_of_us"),
-          "The ledger as dense numpy columns of indices (no strings per row).")
-      .def("flags", [](const Engine& engine) { return FlagColumnsOf(engine.Flags()); },
-           "Check hits and cap cuts as columns, in the order they happened.")
+          py::arg("as_of_us"), "The ledger as dense numpy columns of indices (no strings per row).")
+      .def(
+          "flags", [](const Engine& engine) { return FlagColumnsOf(engine.Flags()); },
+          "Check hits and cap cuts as columns, in the order they happened.")
       .def(
           "explain",
           [](const Engine& engine, const std::string& order_id) {

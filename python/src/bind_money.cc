@@ -26,8 +26,9 @@ absl::StatusOr<Money> MoneyOfCell(py::handle cell) {
   if (cell.is_none()) return BadAmount("missing amount");
   if (py::isinstance<py::str>(cell)) return Money::Parse(cell.cast<std::string>());
   if (py::isinstance<py::bool_>(cell)) {
-    return BadAmount("money must be a string like \"199.00\" or an integer number of yuan, "
-                     "not a boolean");
+    return BadAmount(
+        "money must be a string like \"199.00\" or an integer number of yuan, "
+        "not a boolean");
   }
   if (py::isinstance<py::int_>(cell)) {
     int overflow = 0;
@@ -54,8 +55,8 @@ py::array_t<int64_t> ParseMoneyColumn(const py::iterable& cells, const std::stri
     absl::StatusOr<Money> money = MoneyOfCell(cell);
     if (!money.ok()) {
       throw StatusError(MakeError(money.status().code(), ErrorCodeOf(money.status()),
-                                  absl::StrCat(column, "[", fen.size(), "]: ",
-                                               std::string(money.status().message()))),
+                                  absl::StrCat(column, "[", fen.size(),
+                                               "]: ", std::string(money.status().message()))),
                         ErrorFamily::kEvent);
     }
     fen.push_back(money->fen());
@@ -79,7 +80,9 @@ void BindMoney(py::module_& m) {
                     ">>> str(Money.parse('4999.99'))\n'4999.99'")
       .def_static(
           "parse",
-          [](const std::string& text) { return ValueOrThrow(Money::Parse(text), ErrorFamily::kEvent); },
+          [](const std::string& text) {
+            return ValueOrThrow(Money::Parse(text), ErrorFamily::kEvent);
+          },
           py::arg("text"),
           "Money.parse(text) reads a decimal string with at most two decimals "
           "(\"199.00\", \"50\", \"-5\"). Raises EventError (code bad_amount).")
@@ -100,7 +103,9 @@ void BindMoney(py::module_& m) {
                    ">>> Rate.parse('12.5%').ppm\n125000")
       .def_static(
           "parse",
-          [](const std::string& text) { return ValueOrThrow(Rate::Parse(text), ErrorFamily::kPolicy); },
+          [](const std::string& text) {
+            return ValueOrThrow(Rate::Parse(text), ErrorFamily::kPolicy);
+          },
           py::arg("text"),
           "Rate.parse(text) reads \"4%\", \"12.5%\" or a fraction \"0.04\". Raises "
           "PolicyError (code bad_rate).")

@@ -28,17 +28,23 @@ void BindPolicy(py::module_& m) {
   py::class_<Policy>(m, "Policy", "A validated payout policy (SPEC §3).")
       .def_static(
           "from_json",
-          [](const std::string& text) { return ValueOrThrow(Policy::FromJson(text), ErrorFamily::kPolicy); },
+          [](const std::string& text) {
+            return ValueOrThrow(Policy::FromJson(text), ErrorFamily::kPolicy);
+          },
           py::arg("text"),
           "Policy.from_json(text) parses a JSON policy. Raises PolicyError naming the key path.")
       .def_static(
           "from_toml",
-          [](const std::string& text) { return ValueOrThrow(Policy::FromToml(text), ErrorFamily::kPolicy); },
+          [](const std::string& text) {
+            return ValueOrThrow(Policy::FromToml(text), ErrorFamily::kPolicy);
+          },
           py::arg("text"),
           "Policy.from_toml(text) parses a TOML policy. Raises PolicyError naming the key path.")
       .def_static(
           "from_file",
-          [](const std::string& path) { return ValueOrThrow(Policy::FromFile(path), ErrorFamily::kPolicy); },
+          [](const std::string& path) {
+            return ValueOrThrow(Policy::FromFile(path), ErrorFamily::kPolicy);
+          },
           py::arg("path"),
           "Policy.from_file(path) reads a .json or .toml file. Raises PolicyError.")
       .def_readonly("name", &Policy::name)

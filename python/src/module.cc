@@ -34,8 +34,8 @@ void TranslateStatusError(std::exception_ptr thrown) {
   } catch (const StatusError& error) {
     try {
       const std::string code = ErrorCodeOf(error.status());
-      py::object cls = py::module_::import("refpay._errors")
-                           .attr(ExceptionClassName(error.family(), code));
+      py::object cls =
+          py::module_::import("refpay._errors").attr(ExceptionClassName(error.family(), code));
       py::object exception = cls(std::string(error.status().message()), code);
       PyErr_SetObject(cls.ptr(), exception.ptr());
     } catch (py::error_already_set& failed) {
