@@ -117,7 +117,7 @@ absl::StatusOr<Multiset> ExpectedErrors(const Json& errors) {
     const std::string where = absl::StrCat("expect.errors[", i, "]");
     const Json& error = errors[i];
     if (!error.is_object() || !error.contains("event") || !error.at("event").is_number_integer()) {
-      return BadCase(absl::StrCat(where, " must be {\"event\": index, \"code\": \"...\"}"));
+      return BadCase(absl::StrCat(where, R"( must be {"event": index, "code": "..."})"));
     }
     REFPAY_ASSIGN_OR_RETURN(std::string code, StringIn(error, "code", where));
     ++set[absl::StrCat("event ", error.at("event").get<int64_t>(), " ", code)];
@@ -275,7 +275,7 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
   // The policy: inline, or a file next to the case.
   Json policy_doc;
   if (doc.contains("policy") == doc.contains("policy_file")) {
-    return BadCase("a case has exactly one of \"policy\" and \"policy_file\"");
+    return BadCase(R"(a case has exactly one of "policy" and "policy_file")");
   }
   if (doc.contains("policy")) {
     policy_doc = doc.at("policy");
@@ -316,7 +316,7 @@ absl::StatusOr<CaseResult> RunCaseText(std::string_view json, const std::string&
   // prints it for other tools), but nothing was checked, so it cannot pass.
   const auto expect_it = doc.find("expect");
   if (expect_it == doc.end()) {
-    result.diff.push_back(
+    result.diff.emplace_back(
         "expect: missing (no section to compare; `refpay case run --json` "
         "prints the outcome to start from)");
     return result;

@@ -643,7 +643,7 @@ class Engine::Impl {
     return *order;
   }
 
-  int32_t Intern(absl::flat_hash_map<std::string, int32_t>& table, std::string_view value) {
+  static int32_t Intern(absl::flat_hash_map<std::string, int32_t>& table, std::string_view value) {
     if (value.empty()) return 0;
     if (auto it = table.find(internal::AsAbsl(value)); it != table.end()) return it->second;
     const auto next = static_cast<int32_t>(table.size() + 1);
@@ -651,7 +651,7 @@ class Engine::Impl {
     return next;
   }
 
-  absl::Status DuplicateMember(std::string_view id) const {
+  static absl::Status DuplicateMember(std::string_view id) {
     return Error(absl::StatusCode::kAlreadyExists, "duplicate_member",
                  absl::StrCat("member \"", internal::AsAbsl(id), "\" has already joined"));
   }
@@ -889,7 +889,7 @@ class Engine::Impl {
     }
   }
 
-  void Hit(Pending& p, FlagKind kind, Action action) {
+  static void Hit(Pending& p, FlagKind kind, Action action) {
     p.checks |= static_cast<uint8_t>(1u << static_cast<int>(kind));
     p.action = static_cast<uint8_t>(Strongest(
         p.action == 0 ? std::nullopt : std::optional<Action>(static_cast<Action>(p.action)),
@@ -1015,13 +1015,13 @@ class Engine::Impl {
     }
   }
 
-  absl::Status DuplicateOrder(std::string_view id) const {
+  static absl::Status DuplicateOrder(std::string_view id) {
     return Error(absl::StatusCode::kAlreadyExists, "duplicate_order",
                  absl::StrCat("order \"", internal::AsAbsl(id), "\" was already placed"));
   }
 
   // Field values before references (docs/decisions.md, validation order).
-  absl::Status CheckOrderAmount(std::string_view order_id, std::optional<Money> amount) const {
+  static absl::Status CheckOrderAmount(std::string_view order_id, std::optional<Money> amount) {
     if (amount && amount->is_positive()) return absl::OkStatus();
     return Error(
         absl::StatusCode::kInvalidArgument, "bad_amount",
@@ -1054,7 +1054,7 @@ class Engine::Impl {
       if (auto it = category_plan_.find(*category); it != category_plan_.end())
         rule_set = it->second;
     }
-    const int32_t order = static_cast<int32_t>(orders_.size());
+    const auto order = static_cast<int32_t>(orders_.size());
     const RuleSetPlan& plan = plans_[rule_set];
     new_flags_.clear();
     ComputeEntries(buyer, plan, base);
@@ -1228,7 +1228,7 @@ class Engine::Impl {
       ApplyRunCaps(p, at, -1, month_added_, budget_added);
       flags_.insert(flags_.end(), new_flags_.begin(), new_flags_.end());
       if (p.paid > 0) ++rewards_paid_;
-      const int32_t index = static_cast<int32_t>(entries_.size());
+      const auto index = static_cast<int32_t>(entries_.size());
       entries_.push_back(
           {p.raw, p.paid, p.paid, -1, inviter, p.rule, p.kind, 0, p.action, p.cuts, p.checks});
       reward_time_.emplace(index, at);
@@ -1247,13 +1247,15 @@ class Engine::Impl {
     const auto m = static_cast<int32_t>(members.inviter.size());
     const auto n = static_cast<int32_t>(orders.buyer.size());
     Reserve(m, n);
-    std::vector<int32_t> member_of_row(m, -1), order_of_row(n, -1);
+    std::vector<int32_t> member_of_row(m, -1);
+    std::vector<int32_t> order_of_row(n, -1);
     // Row-number ids given to an engine without ids of that kind cannot
     // repeat, so they skip the duplicate check and the hashing.
     const bool new_member_ids = members.ids.empty() && member_ids_.size() == 0;
     const bool new_order_ids = orders.ids.empty() && order_ids_.size() == 0;
     // Ids default to row numbers, written into a scratch string per table.
-    std::string member_scratch, order_scratch;
+    std::string member_scratch;
+    std::string order_scratch;
     auto id_of = [&](const std::vector<std::string>& ids, int32_t row) -> std::string_view {
       if (!ids.empty()) return ids[row];
       std::string& scratch = &ids == &members.ids ? member_scratch : order_scratch;
@@ -1368,7 +1370,9 @@ class Engine::Impl {
   // buyer, its inviter. The loads overlap instead of queueing.
   void TouchAhead(const std::vector<internal::BatchStep>& steps, size_t i,
                   const BatchOrders& orders, const std::vector<int32_t>& member_of_row) const {
-    constexpr size_t kRow = 16, kBuyer = 8, kInviter = 4;
+    constexpr size_t kRow = 16;
+    constexpr size_t kBuyer = 8;
+    constexpr size_t kInviter = 4;
     auto buyer_row = [&](size_t ahead) -> int32_t {
       if (i + ahead >= steps.size() || steps[i + ahead].type != EventType::kOrder) return -1;
       const int32_t row = orders.buyer[steps[i + ahead].row];
@@ -1555,7 +1559,7 @@ class Engine::Impl {
     const bool first_refund = o.refunded == 0;
     o.refunded += amount;
     if (uses_.own_spend) own_spend_[o.buyer] -= amount;
-    refunds_[order].push_back({at, amount});
+    refunds_[order].emplace_back(at, amount);
     if (uses_.level1_stats && first_refund && o.level1 >= 0) ++level1_refunded_[o.level1];
     if (uses_.referred_orders && o.refunded == o.amount && o.referrer >= 0) {
       CountLiveReferred(order, -1);
@@ -1875,7 +1879,8 @@ class Engine::Impl {
       return bad("caps");
     }
     for (uint64_t i = 0; i < count; ++i) {
-      std::string id, content;
+      std::string id;
+      std::string content;
       if (!r.GetString(&id) || !r.GetString(&content)) return bad("event ids");
       event_ids_.emplace(std::move(id), std::move(content));
     }
@@ -1930,7 +1935,7 @@ class Engine::Impl {
       }
       if (e.cuts & kCutBudget)
         caps.push_back(absl::StrCat("caps.budget ", policy_.cap_budget->ToString()));
-      if (e.cuts & kCutMaxRewards) caps.push_back("invite_rewards.max_rewards");
+      if (e.cuts & kCutMaxRewards) caps.emplace_back("invite_rewards.max_rewards");
       absl::StrAppend(&text, "; cut to ", Money::FromFen(e.paid).ToString(), " by ",
                       absl::StrJoin(caps, ", "));
     }
@@ -2043,8 +2048,8 @@ void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
 }  // namespace internal
 
 namespace {
-constexpr char kSnapshotMagic[] = "REFPAYSN";
-constexpr size_t kMagicBytes = 8;
+constexpr std::string_view kSnapshotMagic = "REFPAYSN";
+constexpr size_t kMagicBytes = kSnapshotMagic.size();
 constexpr uint32_t kSnapshotVersion = 1;
 
 uint32_t Crc32(std::string_view bytes) {
@@ -2058,7 +2063,7 @@ std::string Engine::Snapshot() const {
   internal::ByteWriter payload;
   impl_->Save(payload);
   internal::ByteWriter out;
-  out.bytes().append(kSnapshotMagic, kMagicBytes);
+  out.bytes().append(kSnapshotMagic);
   out.Put(kSnapshotVersion);
   out.Put<uint64_t>(payload.bytes().size());
   out.bytes().append(payload.bytes());
@@ -2073,7 +2078,7 @@ absl::StatusOr<Engine> Engine::Restore(std::string_view snapshot) {
   };
   constexpr size_t kHeader = kMagicBytes + sizeof(uint32_t) + sizeof(uint64_t);
   if (snapshot.size() < kHeader + sizeof(uint32_t) ||
-      snapshot.substr(0, kMagicBytes) != std::string_view(kSnapshotMagic, kMagicBytes)) {
+      snapshot.substr(0, kMagicBytes) != kSnapshotMagic) {
     return bad("missing header");
   }
   internal::ByteReader header(snapshot.substr(kMagicBytes));

@@ -1,5 +1,6 @@
 #include "refpay/event.h"
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -48,10 +49,7 @@ const Shape kShapes[] = {
 };
 
 bool Contains(std::initializer_list<std::string_view> list, std::string_view key) {
-  for (std::string_view item : list) {
-    if (item == key) return true;
-  }
-  return false;
+  return std::ranges::find(list, key) != list.end();
 }
 
 // Reads a string field; `null` counts as absent (returns ""), other
@@ -186,7 +184,9 @@ absl::StatusOr<Event> EventFromJson(const Json& object) {
     REFPAY_ASSIGN_OR_RETURN(*out, StringField(object, key, true));
     return absl::OkStatus();
   };
-  std::string inviter, rank, category;
+  std::string inviter;
+  std::string rank;
+  std::string category;
   REFPAY_RETURN_IF_ERROR(read("member", &event.member));
   REFPAY_RETURN_IF_ERROR(read("inviter", &inviter));
   REFPAY_RETURN_IF_ERROR(read("role", &event.role));

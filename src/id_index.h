@@ -99,7 +99,7 @@ class IdIndex {
     using is_transparent = void;
     const std::vector<std::string>* ids;
     absl::string_view View(int32_t i) const { return (*ids)[i]; }
-    absl::string_view View(absl::string_view id) const { return id; }
+    static absl::string_view View(absl::string_view id) { return id; }
     template <typename A, typename B>
     bool operator()(const A& a, const B& b) const {
       return View(a) == View(b);

@@ -82,7 +82,7 @@ bool ParseScaledDecimal(std::string_view text, int max_decimals, Int128* out, st
 // division) or Int128.
 template <typename Int>
 Int RoundNonNegative(const Int& n, int64_t d, RoundingMode mode) {
-  const Int q = n / d;
+  Int q = n / d;
   const Int r = n % d;
   switch (mode) {
     case RoundingMode::kDown:
@@ -200,7 +200,7 @@ absl::StatusOr<Rate> Rate::Parse(std::string_view text) {
       return BadRate(text, why);
     }
   } else if (!ParseScaledDecimal(text, 6, &ppm, &why)) {
-    return BadRate(text, why + " (write \"4%\" or \"0.04\")");
+    return BadRate(text, why + R"( (write "4%" or "0.04"))");
   }
   if (ppm > kOne) return BadRate(text, "above 100%");
   return Rate(static_cast<int64_t>(ppm));

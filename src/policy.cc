@@ -132,7 +132,7 @@ std::string AmountRule::Explain(Money base, RoundingMode rounding) const {
 Rate AmountRule::MaxRate() const {
   switch (kind) {
     case Kind::kFixed:
-      return Rate();
+      return {};
     case Kind::kRate:
       return rate;
     case Kind::kTiers:

@@ -146,7 +146,7 @@ class Reader {
     }
   }
 
-  const Json* Find(const Json& object, std::string_view key) {
+  static const Json* Find(const Json& object, std::string_view key) {
     auto it = object.find(std::string(key));
     return it == object.end() ? nullptr : &*it;
   }
@@ -337,7 +337,7 @@ class Reader {
     }
     if (leader.scheme == LeaderRule::Scheme::kNearest) {
       if (doc.contains("ranks")) {
-        Error("bad_rule", Join(path, "ranks"), "ranks need \"scheme\": \"differential\"");
+        Error("bad_rule", Join(path, "ranks"), R"(ranks need "scheme": "differential")");
       }
       if (auto rule = ReadAmountRule(doc, path)) leader.amount = std::move(*rule);
       return leader;
@@ -844,10 +844,9 @@ bool NodeToJson(const toml::node& node, int depth, Json* out, toml::source_posit
       return pa.line != pb.line ? pa.line < pb.line : pa.column < pb.column;
     });
     *out = Json::object();
-    for (const auto& [key, value] : entries) {
-      if (!NodeToJson(*value, depth + 1, &(*out)[std::string(key->str())], where)) return false;
-    }
-    return true;
+    return std::ranges::all_of(entries, [&](const auto& entry) {
+      return NodeToJson(*entry.second, depth + 1, &(*out)[std::string(entry.first->str())], where);
+    });
   }
   if (const toml::array* array = node.as_array()) {
     *out = Json::array();
@@ -889,7 +888,7 @@ int64_t LineOfDeepDottedKey(std::string_view text) {
       while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
     } else if (c == '"' || c == '\'') {
       // Skip a string: basic or literal, one-line or multi-line.
-      const bool multi = text.substr(i, 3) == std::string_view(c == '"' ? "\"\"\"" : "\'\'\'");
+      const bool multi = text.substr(i, 3) == std::string_view(c == '"' ? R"(""")" : R"(''')");
       const std::string_view close = multi ? text.substr(i, 3) : text.substr(i, 1);
       size_t j = i + close.size();
       while (j < text.size() && text.substr(j, close.size()) != close) {

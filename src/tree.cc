@@ -76,7 +76,7 @@ void MemberTree::RepairBelow(MemberIndex member, int32_t leader_for_descendants)
 
 bool MemberTree::FromParents(const std::vector<int32_t>& parents,
                              const std::vector<uint8_t>& leaders, MemberTree* tree) {
-  const int32_t n = static_cast<int32_t>(parents.size());
+  const auto n = static_cast<int32_t>(parents.size());
   if (leaders.size() != parents.size()) return false;
   MemberTree built;
   built.parent_ = parents;

@@ -52,7 +52,8 @@ int CaseCheck(const std::vector<std::string>& args) {
     std::cerr << "refpay case check: no case files given\n";
     return 2;
   }
-  int passed = 0, failed = 0;
+  int passed = 0;
+  int failed = 0;
   for (const std::string& file : files) {
     absl::StatusOr<CaseResult> result = CheckCaseFile(file);
     if (!result.ok()) {

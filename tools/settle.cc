@@ -137,7 +137,7 @@ absl::StatusOr<std::vector<std::vector<std::string>>> ReadCsv(const std::string&
   absl::Status status;
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const size_t got = static_cast<size_t>(in.gcount());
+    const auto got = static_cast<size_t>(in.gcount());
     if (csv_parse(&parser, buffer.data(), got, on_field, on_row, &collector) != got) {
       status = absl::InvalidArgumentError(absl::StrCat(
           path, " (near row ", collector.rows.size() + 1, "): ", csv_strerror(csv_error(&parser))));
@@ -194,7 +194,7 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
                             Columns(rows[0], {"member", "joined_at"}, options.members));
     for (size_t r = 1; r < rows.size(); ++r) {
       const auto& row = rows[r];
-      const int64_t line = static_cast<int64_t>(r + 1);
+      const auto line = static_cast<int64_t>(r + 1);
       Event join;
       join.type = EventType::kJoin;
       join.member = cell(row, columns, "member");
@@ -226,7 +226,7 @@ absl::StatusOr<std::vector<SourcedEvent>> EventsFromCsv(const Options& options,
                           Columns(rows[0], {"id", "buyer", "amount", "at"}, options.orders));
   for (size_t r = 1; r < rows.size(); ++r) {
     const auto& row = rows[r];
-    const int64_t line = static_cast<int64_t>(r + 1);
+    const auto line = static_cast<int64_t>(r + 1);
     Event order;
     order.type = EventType::kOrder;
     order.order = cell(row, columns, "id");
@@ -396,7 +396,7 @@ absl::StatusOr<InputFile> Fingerprint(std::string role, const std::string& path)
   std::vector<char> buffer(1 << 16);
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const size_t got = static_cast<size_t>(in.gcount());
+    const auto got = static_cast<size_t>(in.gcount());
     file.hash = Fnv1a(std::string_view(buffer.data(), got), file.hash);
     file.size += got;
   }
@@ -530,7 +530,7 @@ absl::StatusOr<State> DecodeState(const std::string& path, std::string_view byte
   if (!next_line(&line) || line != kStateMagic) return bad("unknown header");
   State state;
   if (!next_line(&line) || (line != "input jsonl" && line != "input csv")) {
-    return bad("expected \"input jsonl\" or \"input csv\"");
+    return bad(R"(expected "input jsonl" or "input csv")");
   }
   state.input = std::string(line.substr(6));
   while (absl::StartsWith(Av(rest), "file ")) {
@@ -545,7 +545,8 @@ absl::StatusOr<State> DecodeState(const std::string& path, std::string_view byte
     state.files.push_back(std::move(f));
   }
   Progress& p = state.progress;
-  int64_t rejected = 0, snapshot = 0;
+  int64_t rejected = 0;
+  int64_t snapshot = 0;
   if (!number("position", &p.position)) return bad("expected position");
   if (!number("line", &p.line)) return bad("expected line");
   if (!number("applied", &p.applied)) return bad("expected applied");
@@ -879,7 +880,7 @@ int Settle(const std::vector<std::string>& args) {
                                                    " is past the ", events->size(),
                                                    " events of the CSV input")));
     }
-    for (size_t i = static_cast<size_t>(progress.position); i < events->size(); ++i) {
+    for (auto i = static_cast<size_t>(progress.position); i < events->size(); ++i) {
       const SourcedEvent& e = (*events)[i];
       absl::Status status = engine.Apply(e.event);
       if (status.ok()) {

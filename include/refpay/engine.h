@@ -67,8 +67,8 @@ class Engine {
   // refpay::Engine::Engine() starts an empty run under `policy`.
   explicit Engine(Policy policy);
   ~Engine();
-  Engine(Engine&&) noexcept;
-  Engine& operator=(Engine&&) noexcept;
+  Engine(Engine&& other) noexcept;
+  Engine& operator=(Engine&& other) noexcept;
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 

@@ -81,6 +81,7 @@ class Money {
   // refpay::Money::ToString() formats with exactly two decimals: "-0.05".
   std::string ToString() const;
 
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=>
   friend constexpr auto operator<=>(Money, Money) = default;
 
  private:
@@ -112,6 +113,7 @@ class Rate {
   // refpay::Rate::ToString() formats as a percentage: "12.5%".
   std::string ToString() const;
 
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=>
   friend constexpr auto operator<=>(Rate, Rate) = default;
 
  private:

@@ -48,9 +48,13 @@ std::string ErrorCodeOf(const absl::Status& status);
 // be a declaration such as `auto x` or `const Policy& p`.
 #define REFPAY_ASSIGN_OR_RETURN(lhs, expr) \
   REFPAY_ASSIGN_OR_RETURN_IMPL_(REFPAY_STATUS_CONCAT_(refpay_statusor_, __LINE__), lhs, expr)
+// `lhs` may be a declaration and `statusor` is a name, so neither can be
+// parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define REFPAY_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
   auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // REFPAY_STATUS_H_
