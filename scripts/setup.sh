@@ -118,7 +118,7 @@ if [ -f build/CMakeCache.txt ]; then
 fi
 
 say "configuring build/ (Release, $(cmake --version | head -n 1))"
-quietly cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+quietly cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 say "building build/"
 cmake --build build -j2
 say "done: build/bin/ has the refpay tools"
