@@ -58,8 +58,9 @@ std::vector<BatchStep> Merge(std::vector<std::vector<BatchStep>> streams) {
 
 }  // namespace
 
-absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& members,
-                                        const BatchOrders& orders) {
+namespace internal {
+
+absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& orders) {
   const size_t m = members.inviter.size();
   const size_t n = orders.buyer.size();
   REFPAY_RETURN_IF_ERROR(CheckColumn(members.ids.size(), m, "members", "ids", true));
@@ -80,12 +81,17 @@ absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& membe
       CheckColumn(orders.refund_amount.size(), n, "orders", "refund_amount", true));
   REFPAY_RETURN_IF_ERROR(CheckColumn(orders.refunded_at.size(), n, "orders", "refunded_at",
                                      orders.refund_amount.empty()));
-
   if (m > std::numeric_limits<int32_t>::max() || n > std::numeric_limits<int32_t>::max()) {
     return MakeError(absl::StatusCode::kInvalidArgument, "bad_batch",
                      "a batch holds at most 2147483647 members and as many orders");
   }
+  return absl::OkStatus();
+}
 
+absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& members,
+                                            const BatchOrders& orders,
+                                            std::vector<int32_t>& member_of_row) {
+  REFPAY_RETURN_IF_ERROR(CheckBatchColumns(members, orders));
   std::vector<std::vector<BatchStep>> streams;
   streams.push_back(Steps(members.joined_at, EventType::kJoin));
   streams.push_back(Steps(orders.at, EventType::kOrder));
@@ -99,8 +105,16 @@ absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& membe
   const std::vector<BatchStep> steps = Merge(std::move(streams));
 
   BatchResult result{Engine(std::move(policy)), {}};
-  internal::ApplyBatchSteps(result.engine, steps, members, orders, result.errors);
+  ApplyBatchSteps(result.engine, steps, members, orders, result.errors, member_of_row);
   return result;
+}
+
+}  // namespace internal
+
+absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& members,
+                                        const BatchOrders& orders) {
+  std::vector<int32_t> member_of_row;
+  return internal::SettleBatchRows(std::move(policy), members, orders, member_of_row);
 }
 
 }  // namespace refpay

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "refpay/batch.h"
 #include "refpay/engine.h"
 #include "refpay/event.h"
@@ -24,10 +26,21 @@ struct BatchStep {
 
 // Applies `steps` (sorted by time) to `engine`, reading the rows they name
 // from `members` and `orders` (whose columns SettleBatch validated), and
-// appends every rejected row to `errors`.
+// appends every rejected row to `errors`. `member_of_row` becomes each
+// member row's engine index, -1 for a row that did not join.
 void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
                      const BatchMembers& members, const BatchOrders& orders,
-                     std::vector<BatchError>& errors);
+                     std::vector<BatchError>& errors, std::vector<int32_t>& member_of_row);
+
+// The column checks of SettleBatch: every column has one value per row
+// (optional ones may be empty), and the tables fit int32 rows.
+// InvalidArgument (bad_batch) naming the column.
+absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& orders);
+
+// SettleBatch, also giving each member row's engine index.
+absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& members,
+                                            const BatchOrders& orders,
+                                            std::vector<int32_t>& member_of_row);
 
 }  // namespace refpay::internal
 

@@ -1243,11 +1243,12 @@ class Engine::Impl {
   // found by index instead of by id, except where a row was rejected and
   // the event path would find an earlier member or order of the same id.
   void ApplyBatch(const std::vector<internal::BatchStep>& steps, const BatchMembers& members,
-                  const BatchOrders& orders, std::vector<BatchError>& errors) {
+                  const BatchOrders& orders, std::vector<BatchError>& errors,
+                  std::vector<int32_t>& member_of_row) {
     const auto m = static_cast<int32_t>(members.inviter.size());
     const auto n = static_cast<int32_t>(orders.buyer.size());
     Reserve(m, n);
-    std::vector<int32_t> member_of_row(m, -1);
+    member_of_row.assign(m, -1);
     std::vector<int32_t> order_of_row(n, -1);
     // Row-number ids given to an engine without ids of that kind cannot
     // repeat, so they skip the duplicate check and the hashing.
@@ -2034,15 +2035,15 @@ namespace internal {
 struct EngineAccess {
   static void ApplyBatch(Engine& engine, const std::vector<BatchStep>& steps,
                          const BatchMembers& members, const BatchOrders& orders,
-                         std::vector<BatchError>& errors) {
-    engine.impl_->ApplyBatch(steps, members, orders, errors);
+                         std::vector<BatchError>& errors, std::vector<int32_t>& member_of_row) {
+    engine.impl_->ApplyBatch(steps, members, orders, errors, member_of_row);
   }
 };
 
 void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
                      const BatchMembers& members, const BatchOrders& orders,
-                     std::vector<BatchError>& errors) {
-  EngineAccess::ApplyBatch(engine, steps, members, orders, errors);
+                     std::vector<BatchError>& errors, std::vector<int32_t>& member_of_row) {
+  EngineAccess::ApplyBatch(engine, steps, members, orders, errors, member_of_row);
 }
 
 }  // namespace internal

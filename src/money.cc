@@ -227,6 +227,12 @@ Money RoundProduct(const Int128& fen_ppm, RoundingMode mode) {
   return Money::FromFen(*fen);
 }
 
+Money RoundProduct(int64_t fen_ppm, RoundingMode mode) {
+  const int64_t magnitude =
+      RoundNonNegative<int64_t>(fen_ppm < 0 ? -fen_ppm : fen_ppm, kPpmPerFen, mode);
+  return Money::FromFen(fen_ppm < 0 ? -magnitude : magnitude);
+}
+
 Money ApplyRate(Money base, Rate rate, RoundingMode mode) {
   return RoundProduct(ExactProduct(base, rate), mode);
 }

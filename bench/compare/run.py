@@ -42,6 +42,7 @@ DEFAULT_BIN = ROOT / "build" / "bin" / "refpay_settle_columns"
 
 # name → (kind, argument, what it is)
 PEERS: dict[str, tuple[str, str, str]] = {
+    "refpay_cc_kernel": ("cc", "kernel", "refpay C++ `SettleTotals` (columnar kernel)"),
     "refpay_cc": ("cc", "totals", "refpay C++ `SettleBatch` + `Engine::Totals`"),
     "refpay_cc_ledger": ("cc", "ledger", "refpay C++ `SettleBatch` + `Engine::LedgerTable` (full ledger)"),
     "refpay_cc_events": ("cc", "events", "refpay C++ `Engine::Apply` per event + `Totals`"),
@@ -51,7 +52,7 @@ PEERS: dict[str, tuple[str, str, str]] = {
     "python": ("py", "python", "pure-Python loop over orders"),
 }
 DEFAULT_PEERS = tuple(PEERS)
-REFERENCE = "refpay_cc"
+REFERENCE = "refpay_cc_kernel"
 
 
 @dataclass
@@ -167,7 +168,7 @@ def check(data: Path, policies: tuple[str, ...] = POLICIES,
         }
         if cc_bin is not None:
             with tempfile.TemporaryDirectory() as tmp:
-                for mode in ("totals", "ledger", "events"):
+                for mode in ("kernel", "totals", "ledger", "events"):
                     out = Path(tmp) / f"{mode}.i64"
                     subprocess.run([str(cc_bin), "--data", str(data / "bin"), "--policy",
                                     str(path), "--as-of", str(meta["as_of_us"]), "--mode", mode,

@@ -1,7 +1,8 @@
 // settle_columns — refpay's C++ paths on the comparison data (issue #4).
 //
 //   settle_columns --data DIR/bin --policy P.toml --as-of MICROS
-//                  --mode totals|ledger|events [--orders-limit K] [--out totals.i64]
+//                  --mode kernel|totals|ledger|events [--orders-limit K]
+//                  [--out totals.i64]
 //
 // Reads the little-endian columns bench/compare/gen.py writes (members:
 // inviter.i32, joined_at.i64, leader.u8; orders: buyer.i32, amount.i64,
@@ -10,6 +11,8 @@
 // decimal strings, as refpay.settle makes them from integer ids), then
 // times one of
 //
+//   kernel  SettleTotals (the columnar kernel; fails if it fell back to
+//           the engine, so the row is what it says)
 //   totals  SettleBatch + Engine::Totals
 //   ledger  SettleBatch + Engine::LedgerTable (the full ledger as columns)
 //   events  Engine::Apply per event, in the order SettleBatch merges them
@@ -133,9 +136,10 @@ Args Parse(int argc, char** argv) {
   }
   if (args.data.empty() || args.policy.empty() || args.as_of == 0) {
     Die("usage: settle_columns --data DIR --policy P.toml --as-of MICROS "
-        "--mode totals|ledger|events [--orders-limit K] [--out FILE]");
+        "--mode kernel|totals|ledger|events [--orders-limit K] [--out FILE]");
   }
-  if (args.mode != "totals" && args.mode != "ledger" && args.mode != "events")
+  if (args.mode != "kernel" && args.mode != "totals" && args.mode != "ledger" &&
+      args.mode != "events")
     Die("bad --mode " + args.mode);
   return args;
 }
@@ -198,7 +202,22 @@ int main(int argc, char** argv) {
   double compute = 0;
   double cpu0 = 0;
   double cpu1 = 0;
-  if (args.mode == "totals" || args.mode == "ledger") {
+  if (args.mode == "kernel") {
+    const auto t0 = Clock::now();
+    cpu0 = CpuSeconds();
+    absl::StatusOr<refpay::BatchTotals> result =
+        refpay::SettleTotals(*policy, members, orders, as_of);
+    const auto t1 = Clock::now();
+    cpu1 = CpuSeconds();
+    compute = Seconds(t0, t1);
+    if (!result.ok()) Die(std::string(result.status().message()));
+    if (!result->engine_reason.empty()) Die("the engine settled: " + result->engine_reason);
+    if (!result->errors.empty()) Die(absl::StrCat(result->errors.size(), " rejected rows"));
+    const refpay::MemberTotals& t = result->by_row;
+    totals.resize(t.pending.size());
+    for (size_t i = 0; i < totals.size(); ++i)
+      totals[i] = t.pending[i] + t.frozen[i] + t.available[i] + t.held[i];
+  } else if (args.mode == "totals" || args.mode == "ledger") {
     const auto t0 = Clock::now();
     cpu0 = CpuSeconds();
     absl::StatusOr<refpay::BatchResult> result = refpay::SettleBatch(*policy, members, orders);

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "refpay/engine.h"
 #include "refpay/policy.h"
 
@@ -79,6 +80,32 @@ struct BatchResult {
 // half-applied.
 absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& members,
                                         const BatchOrders& orders);
+
+// refpay::BatchTotals is what SettleTotals computed.
+struct BatchTotals {
+  // Each member row's sums per status at `as_of`, indexed by member row
+  // (not join order); a row that did not join has zeros.
+  MemberTotals by_row;
+  std::vector<BatchError> errors;
+  // Why the engine settled the batch rather than the columnar kernel, ""
+  // when the kernel did ("the policy has promotions", "order row 7 would be
+  // rejected"). The totals are the same either way; this says what it cost.
+  std::string engine_reason;
+};
+
+// refpay::SettleTotals() is SettleBatch followed by Engine::Totals(as_of),
+// by member row, for callers who want only the totals (simulations, policy
+// sweeps). Under a policy whose entries depend only on the order and the
+// tree (levels without by_rank, tiers, fixed amounts, a nearest leader with
+// include_self or max_depth, caps.order_total, hold_days, self_purchase;
+// shared_identity only without identity columns; roles "leader" or none), a batch whose
+// every row the engine would accept is settled by a columnar kernel: one
+// pass over the orders, no ledger, no string id lookups. Anything else is
+// settled by the engine, with the same results and errors as SettleBatch.
+// Column errors as SettleBatch; bad_as_of if `as_of` precedes the last
+// event.
+absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMembers& members,
+                                         const BatchOrders& orders, absl::Time as_of);
 
 }  // namespace refpay
 

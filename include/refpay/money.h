@@ -16,6 +16,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 
@@ -129,8 +130,15 @@ inline Int128 ExactProduct(Money base, Rate rate) { return Int128(base.fen()) * 
 // cannot overflow: a rate is at most 100%.
 Money ApplyRate(Money base, Rate rate, RoundingMode mode);
 
-// refpay::RoundProduct() rounds an exact amount in fen·ppm to fen.
+// refpay::RoundProduct() rounds an exact amount in fen·ppm to fen. The
+// int64 overload is for products known to fit (a base below
+// kMaxFenForInt64Product times a rate of at most 100%): a hardware division.
 Money RoundProduct(const Int128& fen_ppm, RoundingMode mode);
+Money RoundProduct(int64_t fen_ppm, RoundingMode mode);
+
+// refpay::kMaxFenForInt64Product is the largest base whose product with any
+// rate (at most 100%, Rate::kOne ppm) fits in int64 fen·ppm.
+inline constexpr int64_t kMaxFenForInt64Product = std::numeric_limits<int64_t>::max() / Rate::kOne;
 
 // refpay::FormatExact() prints an amount in fen·ppm as yuan with as many
 // decimals as it needs (at least two): "249.9995".

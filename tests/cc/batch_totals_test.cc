@@ -1,0 +1,296 @@
+// SettleTotals against SettleBatch + Engine::Totals: the columnar kernel
+// must give the engine's totals fen for fen, and say when it stepped aside.
+#include <algorithm>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "refpay/batch.h"
+#include "status_matchers.h"
+
+namespace refpay {
+namespace {
+
+using ::refpay::testing::HasReason;
+using ::refpay::testing::IsOk;
+
+const int64_t kT0 = absl::ToUnixMicros(*ParseTimestamp("2026-03-01T00:00:00+08:00"));
+constexpr int64_t kSecond = 1'000'000;
+
+// Policies the kernel settles: every amount kind, both tier modes with
+// fixed tiers and inclusive bounds, the leader's include_self and
+// max_depth, binding and non-binding caps, hold periods, rounding modes,
+// self purchase.
+constexpr const char* kKernelPolicies[] = {
+    R"({"levels": [{"mode": "whole", "tiers": [{"below": "3000", "rate": "4%"},
+          {"from": "3000", "below": "5000", "rate": "5%"}, {"from": "5000", "rate": "8%"}]},
+          {"rate": "5%"}], "leader": {"rate": "2%"}, "caps": {"order_total": "30%"},
+          "settlement": {"hold_days": 7}, "checks": {"shared_identity": "off"}})",
+    R"({"levels": [{"mode": "marginal", "tiers": [{"upto": "100", "rate": "10%"},
+          {"above": "100", "upto": "300", "rate": "7.5%"}, {"above": "300", "rate": "3.3333%"}]},
+          {"fixed": "3.50"}, {"rate": "12.5%"}], "rounding": "half_even",
+          "leader": {"fixed": "2.00", "max_depth": 3, "include_self": true},
+          "caps": {"order_total": "15%"}})",
+    R"({"levels": [{"mode": "whole", "tiers": [{"upto": "50", "fixed": "1.00"},
+          {"above": "50", "rate": "9%"}]}], "rounding": "down", "self_purchase": true,
+          "leader": {"rate": "3%", "include_self": true}, "settlement": {"hold_days": 0}})",
+    R"({"leader": {"rate": "2%", "max_depth": 2}, "caps": {"order_total": "1%"}})",
+    R"({"levels": [{"rate": "100%"}, {"rate": "50%"}], "caps": {"order_total": "100%"}})",
+    // Rates falling with the amount: a partial refund can raise a rule's
+    // amount, which SPEC §4 never pays (each entry keeps the smaller).
+    R"({"levels": [{"mode": "whole", "tiers": [{"below": "3000", "rate": "8%"},
+          {"from": "3000", "rate": "4%"}]}, {"rate": "5%"}], "leader": {"rate": "2%"},
+          "caps": {"order_total": "10%"}})",
+};
+
+struct Batch {
+  BatchMembers members;
+  BatchOrders orders;
+  int64_t last = 0;  // the latest time in the batch
+};
+
+// A batch the engine accepts row for row: inviters join first (times out
+// of row order included), buyers join before they buy, refunds within the
+// amount and after the order.
+Batch CleanBatch(uint64_t seed, bool with_ids, int m, int n) {
+  std::mt19937_64 random(seed);
+  auto pick = [&](int64_t k) { return static_cast<int64_t>(random() % static_cast<uint64_t>(k)); };
+  Batch b;
+  // Join times are non-decreasing in a shuffled "join rank"; rows are in
+  // another order, so inviters are rows joined earlier in time.
+  std::vector<int32_t> rank_of_row(m);
+  for (int i = 0; i < m; ++i) rank_of_row[i] = i;
+  std::shuffle(rank_of_row.begin(), rank_of_row.end(), random);
+  std::vector<int32_t> row_of_rank(m);
+  for (int i = 0; i < m; ++i) row_of_rank[rank_of_row[i]] = i;
+  b.members.inviter.resize(m);
+  b.members.joined_at.resize(m);
+  b.members.role.resize(m);
+  for (int row = 0; row < m; ++row) {
+    const int rank = rank_of_row[row];
+    // Ties in time keep row order, so an inviter with the same time must
+    // be an earlier row: keep times distinct per rank.
+    b.members.joined_at[row] = kT0 + rank * kSecond;
+    b.members.inviter[row] = rank == 0 || pick(20) == 0 ? -1 : row_of_rank[pick(rank)];
+    b.members.role[row] = pick(8) == 0 ? "leader" : "";
+    if (with_ids) b.members.ids.push_back(absl::StrCat("member-", row * 7 + 3));
+  }
+  for (int o = 0; o < n; ++o) {
+    const int32_t buyer = static_cast<int32_t>(pick(m));
+    const int64_t at = b.members.joined_at[buyer] + pick(3) * kSecond;
+    // Log-normal-ish amounts across the tier bounds, a few exactly on them.
+    const int64_t amount = pick(10) == 0 ? 300'000 : pick(3) == 0 ? 10'000 : 1 + pick(900'000);
+    b.orders.buyer.push_back(buyer);
+    b.orders.amount.push_back(amount);
+    b.orders.at.push_back(at);
+    b.orders.confirmed_at.push_back(pick(3) == 0 ? kNoTime : at + pick(20 * 86'400) * kSecond);
+    const int64_t refund = pick(5) != 0 ? 0 : pick(2) == 0 ? amount : 1 + pick(amount);
+    b.orders.refund_amount.push_back(refund);
+    b.orders.refunded_at.push_back(refund == 0 ? kNoTime : at + pick(30 * 86'400) * kSecond);
+    if (with_ids) b.orders.ids.push_back(absl::StrCat("order-", o));
+  }
+  for (int64_t t : b.members.joined_at) b.last = std::max(b.last, t);
+  for (const auto* column : {&b.orders.at, &b.orders.confirmed_at, &b.orders.refunded_at}) {
+    for (int64_t t : *column) b.last = std::max(b.last, t);
+  }
+  return b;
+}
+
+// What SettleBatch + Engine::Totals give, by member row (rows that did not
+// join: zeros), with the errors as "table row code".
+struct Expected {
+  MemberTotals by_row;
+  std::vector<std::string> errors;
+};
+
+std::string RowId(const BatchMembers& members, size_t row) {
+  return members.ids.empty() ? absl::StrCat(row) : members.ids[row];
+}
+
+Expected ByEngine(const char* policy, const Batch& b, absl::Time as_of) {
+  absl::StatusOr<BatchResult> settled = SettleBatch(*Policy::FromJson(policy), b.members, b.orders);
+  EXPECT_THAT(settled, IsOk());
+  absl::StatusOr<MemberTotals> totals = settled->engine.Totals(as_of);
+  EXPECT_THAT(totals, IsOk());
+  Expected expected;
+  absl::flat_hash_set<int64_t> rejected_members;
+  for (const BatchError& e : settled->errors) {
+    expected.errors.push_back(absl::StrCat(e.table, " ", e.row, " ", e.code));
+    if (e.table == "members") rejected_members.insert(e.row);
+  }
+  absl::flat_hash_map<std::string, int32_t> index;
+  const std::vector<std::string>& ids = settled->engine.member_ids();
+  for (size_t i = 0; i < ids.size(); ++i) index[ids[i]] = static_cast<int32_t>(i);
+  const size_t m = b.members.inviter.size();
+  for (auto [out, in] : {std::pair{&expected.by_row.pending, &totals->pending},
+                         std::pair{&expected.by_row.frozen, &totals->frozen},
+                         std::pair{&expected.by_row.available, &totals->available},
+                         std::pair{&expected.by_row.held, &totals->held}}) {
+    out->assign(m, 0);
+    for (size_t row = 0; row < m; ++row) {
+      if (!rejected_members.contains(static_cast<int64_t>(row)))
+        (*out)[row] = (*in)[index.at(RowId(b.members, row))];
+    }
+  }
+  return expected;
+}
+
+void ExpectSameTotals(const MemberTotals& got, const MemberTotals& want) {
+  EXPECT_EQ(got.pending, want.pending);
+  EXPECT_EQ(got.frozen, want.frozen);
+  EXPECT_EQ(got.available, want.available);
+  EXPECT_EQ(got.held, want.held);
+}
+
+std::vector<std::string> Errors(const BatchTotals& t) {
+  std::vector<std::string> errors;
+  for (const BatchError& e : t.errors)
+    errors.push_back(absl::StrCat(e.table, " ", e.row, " ", e.code));
+  return errors;
+}
+
+TEST(SettleTotalsTest, KernelAgreesWithTheEngineFenForFen) {
+  for (const char* policy : kKernelPolicies) {
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+      const bool with_ids = seed % 2 == 0;
+      const Batch b = CleanBatch(seed, with_ids, 300, 3000);
+      // As of the last event, and later (frozen entries become available).
+      for (const int64_t later : {int64_t{0}, 8 * 86'400 * kSecond}) {
+        SCOPED_TRACE(absl::StrCat(policy, " seed ", seed, " +", later));
+        const absl::Time as_of = absl::FromUnixMicros(b.last + later);
+        absl::StatusOr<BatchTotals> got =
+            SettleTotals(*Policy::FromJson(policy), b.members, b.orders, as_of);
+        ASSERT_THAT(got, IsOk());
+        EXPECT_EQ(got->engine_reason, "");
+        EXPECT_TRUE(got->errors.empty());
+        const Expected want = ByEngine(policy, b, as_of);
+        EXPECT_TRUE(want.errors.empty());
+        ExpectSameTotals(got->by_row, want.by_row);
+        int64_t paid = 0;
+        for (int64_t v : got->by_row.available) paid += v;
+        if (later > 0) EXPECT_GT(paid, 0);  // the data exercises the statuses
+      }
+    }
+  }
+}
+
+TEST(SettleTotalsTest, OrdersBeyondTheInt64ProductFastPathAreExact) {
+  // Amounts above kMaxFenForInt64Product take AmountRule::Compute's 128-bit
+  // path inside the kernel.
+  Batch b = CleanBatch(3, false, 50, 200);
+  for (size_t o = 0; o < b.orders.amount.size(); o += 3) {
+    b.orders.amount[o] = kMaxFenForInt64Product + 1 + static_cast<int64_t>(o);
+    b.orders.refund_amount[o] = o % 2 == 0 ? 0 : 12'345;
+    b.orders.refunded_at[o] = b.orders.refund_amount[o] == 0 ? kNoTime : b.orders.at[o];
+  }
+  const char* policy = R"({"levels": [{"rate": "0.0001%"}, {"mode": "marginal", "tiers":
+      [{"upto": "100", "rate": "0.0003%"}, {"above": "100", "rate": "0.0001%"}]}]})";
+  const absl::Time as_of = absl::FromUnixMicros(b.last);
+  absl::StatusOr<BatchTotals> got =
+      SettleTotals(*Policy::FromJson(policy), b.members, b.orders, as_of);
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->engine_reason, "");
+  ExpectSameTotals(got->by_row, ByEngine(policy, b, as_of).by_row);
+}
+
+// Each case breaks one thing the kernel relies on; the engine settles and
+// SettleTotals returns its totals and errors, saying why.
+TEST(SettleTotalsTest, FallsBackToTheEngineAndSaysWhy) {
+  struct Case {
+    const char* policy;
+    void (*edit)(Batch&);
+    const char* reason;
+  };
+  const char* standard = kKernelPolicies[0];
+  const Case cases[] = {
+      {R"({"levels": [{"rate": "10%"}], "promotions": [{"grant": "super",
+          "when": {"referred_buyers": 2}}], "rank_bonus": {"super": {"fixed": "1"}}})",
+       [](Batch&) {}, "the policy has promotions"},
+      {R"({"levels": [{"rate": "10%"}], "caps": {"member_month": "30"}})", [](Batch&) {},
+       "the policy has caps.member_month"},
+      {R"({"levels": [{"rate": "10%"}], "checks": {"split_orders": {"max_orders": 2,
+          "window_minutes": 5}}})",
+       [](Batch&) {}, "the policy has checks.split_orders"},
+      {R"({"leader": {"scheme": "differential", "ranks": [{"name": "leader", "rate": "2%"},
+          {"name": "director", "rate": "3%"}]}})",
+       [](Batch&) {}, "the leader scheme is differential"},
+      {R"({"levels": [{"rate": "10%"}]})",  // shared_identity is on by default
+       [](Batch& b) {
+         b.members.device.assign(b.members.inviter.size(), "");
+         b.members.device[5] = b.members.device[6] = "phone-1";
+       },
+       "checks.shared_identity is on and members have identities"},
+      {standard, [](Batch& b) { b.members.role[4] = "super"; }, "member row 4 has role \"super\""},
+      {standard, [](Batch& b) { b.orders.amount[9] = 0; }, "order row 9 would be rejected"},
+      {standard, [](Batch& b) { b.orders.buyer[2] = 100000; }, "order row 2 would be rejected"},
+      {standard,
+       [](Batch& b) {
+         b.orders.refund_amount[7] = b.orders.amount[7] + 1;
+         b.orders.refunded_at[7] = b.orders.at[7];
+       },
+       "order row 7's refund would be rejected"},
+      {standard, [](Batch& b) { b.orders.confirmed_at[3] = b.orders.at[3] - 1; },
+       "order row 3 is confirmed before it is placed"},
+      {standard,
+       [](Batch& b) {
+         // Member 0's inviter joins after it.
+         b.members.inviter[0] = 1;
+         b.members.inviter[1] = -1;
+         b.members.joined_at[1] = b.members.joined_at[0] + 1;
+       },
+       "member row 0's inviter has not joined before it"},
+      {standard, [](Batch& b) { b.members.ids[8] = b.members.ids[2]; },
+       "member ids are empty, too long or repeated"},
+      {standard, [](Batch& b) { b.orders.ids[8] = b.orders.ids[2]; },
+       "order ids are empty, too long or repeated"},
+      {standard, [](Batch& b) { b.orders.ids[1] = std::string(257, 'x'); },
+       "order ids are empty, too long or repeated"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.reason);
+    Batch b = CleanBatch(5, true, 100, 800);
+    c.edit(b);
+    const absl::Time as_of = absl::FromUnixMicros(b.last + 86'400 * kSecond);
+    absl::StatusOr<BatchTotals> got =
+        SettleTotals(*Policy::FromJson(c.policy), b.members, b.orders, as_of);
+    ASSERT_THAT(got, IsOk());
+    EXPECT_EQ(got->engine_reason, c.reason);
+    const Expected want = ByEngine(c.policy, b, as_of);
+    ExpectSameTotals(got->by_row, want.by_row);
+    EXPECT_EQ(Errors(*got), want.errors);
+  }
+}
+
+TEST(SettleTotalsTest, ErrorsAreTheEnginesErrors) {
+  const Batch b = CleanBatch(2, false, 40, 100);
+  const Policy policy = *Policy::FromJson(kKernelPolicies[0]);
+  // as_of before the last event: the engine's bad_as_of, not silent totals.
+  EXPECT_THAT(SettleTotals(policy, b.members, b.orders, absl::FromUnixMicros(b.last - 1)),
+              HasReason("bad_as_of"));
+  // Column lengths: SettleBatch's bad_batch naming the column.
+  Batch short_column = b;
+  short_column.orders.at.pop_back();
+  absl::StatusOr<BatchTotals> bad =
+      SettleTotals(policy, short_column.members, short_column.orders, absl::FromUnixMicros(b.last));
+  EXPECT_THAT(bad, HasReason("bad_batch"));
+  EXPECT_NE(bad.status().message().find("orders.at"), std::string::npos);
+  // A member total beyond int64: the engine's overflow.
+  Batch huge = CleanBatch(2, false, 2, 0);
+  huge.members.inviter = {-1, 0};
+  huge.members.joined_at = {huge.last, huge.last};
+  for (int i = 0; i < 3; ++i) {
+    huge.orders.buyer.push_back(1);
+    huge.orders.amount.push_back(std::numeric_limits<int64_t>::max() / 2);
+    huge.orders.at.push_back(huge.last);
+  }
+  EXPECT_THAT(SettleTotals(*Policy::FromJson(R"({"levels": [{"rate": "100%"}]})"), huge.members,
+                           huge.orders, absl::FromUnixMicros(huge.last)),
+              HasReason("overflow"));
+}
+
+}  // namespace
+}  // namespace refpay
