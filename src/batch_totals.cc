@@ -257,8 +257,10 @@ bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& ord
   const int64_t hold = policy.hold_days * kMicrosPerDay;
   const std::optional<Rate>& cap = policy.cap_order_total;
   auto room_of = [&](int64_t base) {
-    return cap ? RoundProduct(Int128(base) * cap->ppm(), RoundingMode::kDown).fen()
-               : std::numeric_limits<int64_t>::max();
+    if (!cap) return std::numeric_limits<int64_t>::max();
+    return base <= kMaxFenForInt64Product
+               ? RoundProduct(base * cap->ppm(), RoundingMode::kDown).fen()
+               : ApplyRate(Money::FromFen(base), *cap, RoundingMode::kDown).fen();
   };
   auto rule_of = [&](size_t k, size_t paid_levels) -> const AmountRule& {
     return k < paid_levels ? rules.levels[k].amount : rules.leader->amount;
