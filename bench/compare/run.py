@@ -46,6 +46,8 @@ PEERS: dict[str, tuple[str, str, str]] = {
     "refpay_cc": ("cc", "totals", "refpay C++ `SettleBatch` + `Engine::Totals`"),
     "refpay_cc_ledger": ("cc", "ledger", "refpay C++ `SettleBatch` + `Engine::LedgerTable` (full ledger)"),
     "refpay_cc_events": ("cc", "events", "refpay C++ `Engine::Apply` per event + `Totals`"),
+    "refpay_py_totals": ("py", "refpay_py_totals",
+                         "refpay Python `refpay.settle_totals` (columnar kernel), pandas in/out"),
     "refpay_py": ("py", "refpay_py", "refpay Python `refpay.settle(..., ledger=False)`, pandas in/out"),
     "duckdb": ("py", "duckdb", "DuckDB SQL (recursive CTE, integer fen)"),
     "pandas": ("py", "pandas", "pandas/numpy vectorised (int64 fen)"),

@@ -4,8 +4,9 @@ each peak RSS is that peer's alone) and prints one JSON object.
     python bench/compare/worker.py PEER --data DIR --policy FILE --out totals.npy
                                    [--orders-limit K]
 
-PEER: duckdb, pandas, python, refpay_py (refpay.settle, ledger=False),
-refpay_py_ledger (refpay.settle with the ledger frame). ``load_s`` is
+PEER: duckdb, pandas, python, refpay_py_totals (refpay.settle_totals, the
+columnar kernel), refpay_py (refpay.settle, ledger=False), refpay_py_ledger
+(refpay.settle with the ledger frame). ``load_s`` is
 reading the Parquet files into the peer's own structures (DuckDB tables,
 DataFrames, Python lists); ``compute_s`` is from there to per-member totals (wall clock), ``compute_cpu_s``
 the same span's CPU time (all threads).
@@ -86,6 +87,20 @@ def main() -> None:
                                               rules), dtype=np.int64)
         t2 = time.perf_counter()
         c2 = time.process_time()
+    elif args.peer == "refpay_py_totals":
+        import pandas as pd
+        import refpay
+        members = pd.read_parquet(args.data / "members.parquet")
+        orders = pd.read_parquet(args.data / "orders.parquet").iloc[:limit]
+        policy = refpay.Policy.from_file(args.policy)
+        t1 = time.perf_counter()
+        c1 = time.process_time()
+        kernel = refpay.settle_totals(members, orders, policy, as_of=meta["as_of"])
+        t2 = time.perf_counter()
+        c2 = time.process_time()
+        if len(kernel.errors) or kernel.engine_reason:
+            raise SystemExit(f"refpay.settle_totals used the engine: {kernel.engine_reason}")
+        totals = kernel.totals["total_fen"].to_numpy(dtype=np.int64)  # by member row
     elif args.peer in ("refpay_py", "refpay_py_ledger"):
         import pandas as pd
         import refpay

@@ -17,7 +17,15 @@
 //   orders.at = {t1};
 //   absl::StatusOr<refpay::BatchResult> result =
 //       refpay::SettleBatch(*std::move(policy), members, orders);
-//   result->engine.MemberTotals(as_of);   // dense per-member sums
+//   result->engine.Totals(as_of);   // dense per-member sums, join order
+//
+// When only the totals are wanted, SettleTotals gives them by member row,
+// by a columnar kernel where the policy allows (no ledger is built):
+//
+//   absl::StatusOr<refpay::BatchTotals> totals =
+//       refpay::SettleTotals(policy, members, orders, as_of);
+//   totals->by_row.available[1];   // member row 1's available fen
+//   totals->engine_reason;         // "" if the kernel settled
 #ifndef REFPAY_BATCH_H_
 #define REFPAY_BATCH_H_
 

@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "refpay/engine.h"
 
 namespace refpay::python {
 
@@ -66,6 +67,10 @@ py::array_t<T> ToNumpy(std::vector<T>&& values) {
   py::capsule owner(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
   return py::array_t<T>(static_cast<py::ssize_t>(owned->size()), owned->data(), owner);
 }
+
+// refpay::python::TotalsColumnsOf() is MemberTotals as a dict of numpy
+// columns pending, frozen, available, held.
+py::dict TotalsColumnsOf(MemberTotals totals);
 
 void BindMoney(py::module_& m);
 void BindPolicy(py::module_& m);

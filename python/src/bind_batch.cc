@@ -176,6 +176,25 @@ void BindBatch(py::module_& m) {
       "one time-ordered event stream and applies it; returns (Engine, rejected rows as "
       "columns table, row, code, message). Column length mismatches raise EventError "
       "(bad_batch).");
+  m.def(
+      "settle_totals",
+      [](const Policy& policy, const py::dict& member_columns, const py::dict& order_columns,
+         int64_t as_of_us) {
+        const BatchMembers members = ReadMembers(member_columns);
+        const BatchOrders orders = ReadOrders(order_columns);
+        BatchTotals result = [&] {
+          py::gil_scoped_release release;
+          return ValueOrThrow(SettleTotals(policy, members, orders, absl::FromUnixMicros(as_of_us)),
+                              ErrorFamily::kEvent);
+        }();
+        py::dict errors = ErrorColumnsOf(result.errors);
+        return py::make_tuple(TotalsColumnsOf(std::move(result.by_row)), errors,
+                              result.engine_reason);
+      },
+      py::arg("policy"), py::arg("members"), py::arg("orders"), py::arg("as_of_us"),
+      "settle_totals(policy, members, orders, as_of_us) is SettleTotals: (per-member-row "
+      "sums as columns pending, frozen, available, held; rejected rows; why the engine "
+      "settled instead of the columnar kernel, \"\" if the kernel did).");
 }
 
 }  // namespace refpay::python

@@ -143,15 +143,6 @@ py::dict BalanceColumnsOf(const std::vector<BalanceRow>& rows) {
   return columns;
 }
 
-py::dict TotalsColumnsOf(MemberTotals totals) {
-  py::dict columns;
-  columns["pending"] = ToNumpy(std::move(totals.pending));
-  columns["frozen"] = ToNumpy(std::move(totals.frozen));
-  columns["available"] = ToNumpy(std::move(totals.available));
-  columns["held"] = ToNumpy(std::move(totals.held));
-  return columns;
-}
-
 py::dict TableColumnsOf(LedgerColumns table) {
   py::dict columns;
   columns["order"] = ToNumpy(std::move(table.order));
@@ -189,6 +180,15 @@ auto Unlocked(Read read) {
 }
 
 }  // namespace
+
+py::dict TotalsColumnsOf(MemberTotals totals) {
+  py::dict columns;
+  columns["pending"] = ToNumpy(std::move(totals.pending));
+  columns["frozen"] = ToNumpy(std::move(totals.frozen));
+  columns["available"] = ToNumpy(std::move(totals.available));
+  columns["held"] = ToNumpy(std::move(totals.held));
+  return columns;
+}
 
 void BindEngine(py::module_& m) {
   py::tuple statuses(4);

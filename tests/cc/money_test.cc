@@ -1,6 +1,7 @@
 #include "refpay/money.h"
 
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -18,6 +19,21 @@ struct ParseCase {
   const char* text;
   int64_t fen;
 };
+
+TEST(MoneyTest, Int64RoundingAgreesWithTheExactPath) {
+  std::mt19937_64 random(9);
+  for (int i = 0; i < 200000; ++i) {
+    // Ties and near-ties as often as anything else.
+    const int64_t fen_ppm = i % 3 == 0 ? static_cast<int64_t>(random() % 1000) * 500'000
+                                       : static_cast<int64_t>(random() >> 1);
+    for (const int64_t value : {fen_ppm, -fen_ppm}) {
+      for (RoundingMode mode :
+           {RoundingMode::kHalfUp, RoundingMode::kHalfEven, RoundingMode::kDown}) {
+        EXPECT_EQ(RoundProduct(value, mode), RoundProduct(Int128(value), mode)) << value;
+      }
+    }
+  }
+}
 
 TEST(MoneyTest, ParsesDecimalStrings) {
   for (const ParseCase& c : {ParseCase{"199.00", 19900},

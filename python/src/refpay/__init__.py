@@ -23,6 +23,8 @@ True
   ``from_json``, ``from_dict``) and its ``lint()``;
 - :class:`Engine` — events one by one; ledger, balances, totals, flags;
 - :func:`settle` — whole member/order tables at once (the fast path);
+- :func:`settle_totals` — only the per-member totals of those tables, by a
+  columnar kernel where the policy allows (simulations, sweeps);
 - :func:`run_case`, :func:`check_cases` — audit cases (SPEC §8), also
   collected by pytest through ``refpay.pytest_plugin``;
 - :class:`Money`, :class:`Rate`, :class:`RoundingMode`, :func:`apply_rate` —
@@ -53,7 +55,7 @@ except ImportError as error:  # pragma: no cover - depends on the installation
 from ._cases import CaseResult, check_cases, run_case
 from ._engine import Engine
 from ._policy import Policy
-from ._settle import SettleResult, settle
+from ._settle import SettleResult, TotalsResult, settle, settle_totals
 
 try:
     __version__ = version("refpay")
@@ -73,10 +75,12 @@ __all__ = [
     "RoundingMode",
     "SettleResult",
     "SnapshotError",
+    "TotalsResult",
     "UnknownIdError",
     "__version__",
     "apply_rate",
     "check_cases",
     "run_case",
     "settle",
+    "settle_totals",
 ]

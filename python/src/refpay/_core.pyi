@@ -119,6 +119,9 @@ class Engine:
 def settle_batch(
     policy: Policy, members: dict[str, Any], orders: dict[str, Any]
 ) -> tuple[Engine, dict[str, Any]]: ...
+def settle_totals(
+    policy: Policy, members: dict[str, Any], orders: dict[str, Any], as_of_us: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any], str]: ...
 
 # bind_case.cc
 class CaseResult:

@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _core
-from ._engine import Engine
+from ._engine import Engine, _exact_total
 from ._errors import EventError
 from ._policy import Policy
 from ._time import NO_TIME, TimeLike, micros_of, time_column_micros, timestamps
 
-__all__ = ["SettleResult", "settle"]
+__all__ = ["SettleResult", "TotalsResult", "settle", "settle_totals"]
 
 _MEMBER_STRING_COLUMNS = ("role", "rank", "region", "device", "phone", "payment")
 
@@ -301,4 +301,78 @@ def settle(
         errors=_error_frame(rejected, columns),
         engine=engine,
         as_of=at,
+    )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class TotalsResult:
+    """What :func:`settle_totals` computed, at ``as_of``.
+
+    - ``totals``: one row per row of ``members`` (in that order; a member
+      that did not join has zeros): [member, pending_fen, frozen_fen,
+      available_fen, held_fen, total_fen] (int64 fen);
+    - ``errors``: rejected rows, as in :class:`SettleResult`;
+    - ``engine_reason``: why the engine settled instead of the columnar
+      kernel ("the policy has promotions", …), ``""`` when the kernel did;
+    - ``as_of``: the time the statuses are taken at.
+    """
+
+    totals: pd.DataFrame
+    errors: pd.DataFrame
+    engine_reason: str
+    as_of: pd.Timestamp
+
+    def __repr__(self) -> str:
+        path = f"engine: {self.engine_reason}" if self.engine_reason else "kernel"
+        return (f"<refpay.TotalsResult as_of={self.as_of} members={len(self.totals)} "
+                f"errors={len(self.errors)} settled by {path}>")
+
+
+def settle_totals(
+    members: Any,
+    orders: Any,
+    policy: Policy,
+    *,
+    as_of: TimeLike | None = None,
+) -> TotalsResult:
+    """settle_totals(members, orders, policy) is :func:`settle` when only the
+    per-member totals are wanted (simulations, policy sweeps): the same
+    tables, the same totals and errors, no ledger and no engine.
+
+    Under a policy whose entries depend only on the order and the tree
+    (levels, tiers, fixed amounts, a nearest leader, ``caps.order_total``,
+    ``hold_days``), a batch the engine would accept row for row is settled by
+    a columnar kernel, several times faster than :func:`settle`; anything
+    else by the engine (``engine_reason`` says why). The totals are by
+    member row, aligned with ``members``.
+
+    >>> members = pd.DataFrame({"member": ["A", "B"], "inviter": [None, "A"],
+    ...                         "joined_at": ["2026-03-01T09:00:00+08:00"] * 2})
+    >>> orders = pd.DataFrame({"id": ["o1"], "buyer": ["B"], "amount": ["100.00"],
+    ...                        "at": ["2026-03-02T10:00:00+08:00"]})
+    >>> policy = Policy.from_dict({"levels": [{"rate": "10%"}]})
+    >>> result = settle_totals(members, orders, policy)
+    >>> result.totals[["member", "pending_fen"]]
+      member  pending_fen
+    0      A         1000
+    1      B            0
+    >>> result.engine_reason
+    ''
+    """
+    if not isinstance(policy, Policy):
+        raise TypeError(f"settle_totals needs a refpay.Policy, not {type(policy).__name__}")
+    members = _as_frame(members, "members")
+    columns = _batch_columns(members, _as_frame(orders, "orders"))
+    as_of_us = _latest_time(columns) if as_of is None else micros_of(as_of)
+    sums, rejected, reason = _core.settle_totals(policy._core, columns.members, columns.orders,
+                                                 as_of_us)
+    fen = {f"{status}_fen": sums[status] for status in ("pending", "frozen", "available", "held")}
+    ids, _ = _id_strings(members["member"], "members.member", nullable=False)
+    totals = pd.DataFrame({"member": pd.Series(ids.to_numpy(zero_copy_only=False), dtype="str"),
+                           **fen, "total_fen": _exact_total(list(fen.values()))})
+    return TotalsResult(
+        totals=totals,
+        errors=_error_frame(rejected, columns),
+        engine_reason=reason,
+        as_of=timestamps(np.array([as_of_us]), policy.timezone)[0],
     )
