@@ -228,7 +228,7 @@ Money RoundProduct(const Int128& fen_ppm, RoundingMode mode) {
 }
 
 Money RoundProduct(int64_t fen_ppm, RoundingMode mode) {
-  const int64_t magnitude =
+  const auto magnitude =
       RoundNonNegative<int64_t>(fen_ppm < 0 ? -fen_ppm : fen_ppm, kPpmPerFen, mode);
   return Money::FromFen(fen_ppm < 0 ? -magnitude : magnitude);
 }

@@ -20,6 +20,7 @@ using ::refpay::testing::IsOk;
 
 const int64_t kT0 = absl::ToUnixMicros(*ParseTimestamp("2026-03-01T00:00:00+08:00"));
 constexpr int64_t kSecond = 1'000'000;
+constexpr int64_t kDay = 86'400 * kSecond;
 
 // Policies the kernel settles: every amount kind, both tier modes with
 // fixed tiers and inclusive bounds, the leader's include_self and
@@ -80,17 +81,19 @@ Batch CleanBatch(uint64_t seed, bool with_ids, int m, int n) {
     if (with_ids) b.members.ids.push_back(absl::StrCat("member-", row * 7 + 3));
   }
   for (int o = 0; o < n; ++o) {
-    const int32_t buyer = static_cast<int32_t>(pick(m));
+    const auto buyer = static_cast<int32_t>(pick(m));
     const int64_t at = b.members.joined_at[buyer] + pick(3) * kSecond;
     // Log-normal-ish amounts across the tier bounds, a few exactly on them.
     const int64_t amount = pick(10) == 0 ? 300'000 : pick(3) == 0 ? 10'000 : 1 + pick(900'000);
     b.orders.buyer.push_back(buyer);
     b.orders.amount.push_back(amount);
     b.orders.at.push_back(at);
-    b.orders.confirmed_at.push_back(pick(3) == 0 ? kNoTime : at + pick(20 * 86'400) * kSecond);
+    b.orders.confirmed_at.push_back(pick(3) == 0 ? kNoTime
+                                                 : at + pick(int64_t{20} * 86'400) * kSecond);
     const int64_t refund = pick(5) != 0 ? 0 : pick(2) == 0 ? amount : 1 + pick(amount);
     b.orders.refund_amount.push_back(refund);
-    b.orders.refunded_at.push_back(refund == 0 ? kNoTime : at + pick(30 * 86'400) * kSecond);
+    b.orders.refunded_at.push_back(refund == 0 ? kNoTime
+                                               : at + pick(int64_t{30} * 86'400) * kSecond);
     if (with_ids) b.orders.ids.push_back(absl::StrCat("order-", o));
   }
   for (int64_t t : b.members.joined_at) b.last = std::max(b.last, t);
@@ -159,7 +162,7 @@ TEST(SettleTotalsTest, KernelAgreesWithTheEngineFenForFen) {
       const bool with_ids = seed % 2 == 0;
       const Batch b = CleanBatch(seed, with_ids, 300, 3000);
       // As of the last event, and later (frozen entries become available).
-      for (const int64_t later : {int64_t{0}, 8 * 86'400 * kSecond}) {
+      for (const int64_t later : {int64_t{0}, 8 * kDay}) {
         SCOPED_TRACE(absl::StrCat(policy, " seed ", seed, " +", later));
         const absl::Time as_of = absl::FromUnixMicros(b.last + later);
         absl::StatusOr<BatchTotals> got =
@@ -254,7 +257,7 @@ TEST(SettleTotalsTest, FallsBackToTheEngineAndSaysWhy) {
     SCOPED_TRACE(c.reason);
     Batch b = CleanBatch(5, true, 100, 800);
     c.edit(b);
-    const absl::Time as_of = absl::FromUnixMicros(b.last + 86'400 * kSecond);
+    const absl::Time as_of = absl::FromUnixMicros(b.last + kDay);
     absl::StatusOr<BatchTotals> got =
         SettleTotals(*Policy::FromJson(c.policy), b.members, b.orders, as_of);
     ASSERT_THAT(got, IsOk());
