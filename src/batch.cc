@@ -89,8 +89,7 @@ absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& o
 }
 
 absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& members,
-                                            const BatchOrders& orders,
-                                            std::vector<int32_t>& member_of_row) {
+                                            const BatchOrders& orders, BatchRowMap& rows) {
   REFPAY_RETURN_IF_ERROR(CheckBatchColumns(members, orders));
   std::vector<std::vector<BatchStep>> streams;
   streams.push_back(Steps(members.joined_at, EventType::kJoin));
@@ -105,7 +104,7 @@ absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& m
   const std::vector<BatchStep> steps = Merge(std::move(streams));
 
   BatchResult result{Engine(std::move(policy)), {}};
-  ApplyBatchSteps(result.engine, steps, members, orders, result.errors, member_of_row);
+  ApplyBatchSteps(result.engine, steps, members, orders, result.errors, rows);
   return result;
 }
 
@@ -113,8 +112,8 @@ absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& m
 
 absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& members,
                                         const BatchOrders& orders) {
-  std::vector<int32_t> member_of_row;
-  return internal::SettleBatchRows(std::move(policy), members, orders, member_of_row);
+  internal::BatchRowMap rows;
+  return internal::SettleBatchRows(std::move(policy), members, orders, rows);
 }
 
 }  // namespace refpay

@@ -24,23 +24,29 @@ struct BatchStep {
   EventType type;  // kJoin, kOrder, kConfirm or kRefund
 };
 
+// Where a batch's rows went in the engine: each member row's member index
+// and each order row's order index, -1 for a row that was rejected.
+struct BatchRowMap {
+  std::vector<int32_t> member_of_row;
+  std::vector<int32_t> order_of_row;
+};
+
 // Applies `steps` (sorted by time) to `engine`, reading the rows they name
 // from `members` and `orders` (whose columns SettleBatch validated), and
-// appends every rejected row to `errors`. `member_of_row` becomes each
-// member row's engine index, -1 for a row that did not join.
+// appends every rejected row to `errors` and each row's engine index to
+// `rows`.
 void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
                      const BatchMembers& members, const BatchOrders& orders,
-                     std::vector<BatchError>& errors, std::vector<int32_t>& member_of_row);
+                     std::vector<BatchError>& errors, BatchRowMap& rows);
 
 // The column checks of SettleBatch: every column has one value per row
 // (optional ones may be empty), and the tables fit int32 rows.
 // InvalidArgument (bad_batch) naming the column.
 absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& orders);
 
-// SettleBatch, also giving each member row's engine index.
+// SettleBatch, also giving each row's engine index.
 absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& members,
-                                            const BatchOrders& orders,
-                                            std::vector<int32_t>& member_of_row);
+                                            const BatchOrders& orders, BatchRowMap& rows);
 
 }  // namespace refpay::internal
 

@@ -1244,12 +1244,14 @@ class Engine::Impl {
   // the event path would find an earlier member or order of the same id.
   void ApplyBatch(const std::vector<internal::BatchStep>& steps, const BatchMembers& members,
                   const BatchOrders& orders, std::vector<BatchError>& errors,
-                  std::vector<int32_t>& member_of_row) {
+                  internal::BatchRowMap& rows) {
     const auto m = static_cast<int32_t>(members.inviter.size());
     const auto n = static_cast<int32_t>(orders.buyer.size());
     Reserve(m, n);
+    std::vector<int32_t>& member_of_row = rows.member_of_row;
+    std::vector<int32_t>& order_of_row = rows.order_of_row;
     member_of_row.assign(m, -1);
-    std::vector<int32_t> order_of_row(n, -1);
+    order_of_row.assign(n, -1);
     // Row-number ids given to an engine without ids of that kind cannot
     // repeat, so they skip the duplicate check and the hashing.
     const bool new_member_ids = members.ids.empty() && member_ids_.size() == 0;
@@ -2035,15 +2037,15 @@ namespace internal {
 struct EngineAccess {
   static void ApplyBatch(Engine& engine, const std::vector<BatchStep>& steps,
                          const BatchMembers& members, const BatchOrders& orders,
-                         std::vector<BatchError>& errors, std::vector<int32_t>& member_of_row) {
-    engine.impl_->ApplyBatch(steps, members, orders, errors, member_of_row);
+                         std::vector<BatchError>& errors, BatchRowMap& rows) {
+    engine.impl_->ApplyBatch(steps, members, orders, errors, rows);
   }
 };
 
 void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
                      const BatchMembers& members, const BatchOrders& orders,
-                     std::vector<BatchError>& errors, std::vector<int32_t>& member_of_row) {
-  EngineAccess::ApplyBatch(engine, steps, members, orders, errors, member_of_row);
+                     std::vector<BatchError>& errors, BatchRowMap& rows) {
+  EngineAccess::ApplyBatch(engine, steps, members, orders, errors, rows);
 }
 
 }  // namespace internal

@@ -26,6 +26,14 @@
 //       refpay::SettleTotals(policy, members, orders, as_of);
 //   totals->by_row.available[1];   // member row 1's available fen
 //   totals->engine_reason;         // "" if the kernel settled
+//
+// SettleLedger is the same kernel writing the full ledger as columns (what
+// Engine::LedgerTable gives, with batch rows for members and orders):
+//
+//   absl::StatusOr<refpay::BatchLedger> ledger =
+//       refpay::SettleLedger(policy, members, orders, as_of);
+//   ledger->ledger.amount[0];        // the first entry's fen
+//   ledger->ledger.member[0];        // ... paid to this member row
 #ifndef REFPAY_BATCH_H_
 #define REFPAY_BATCH_H_
 
@@ -113,6 +121,25 @@ struct BatchTotals {
 // Column errors as SettleBatch; bad_as_of if `as_of` precedes the last
 // event.
 absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMembers& members,
+                                         const BatchOrders& orders, absl::Time as_of);
+
+// refpay::BatchLedger is what SettleLedger computed.
+struct BatchLedger {
+  // Engine::LedgerTable(as_of) of the settled batch, row for row (entries in
+  // placement order, then clawbacks in refund order; kind codes as first
+  // met), except that `order` and `member` are rows of the batch's tables.
+  LedgerColumns ledger;
+  MemberTotals by_row;  // as in BatchTotals
+  std::vector<BatchError> errors;
+  std::string engine_reason;  // as in BatchTotals
+};
+
+// refpay::SettleLedger() is SettleBatch followed by Engine::LedgerTable and
+// Engine::Totals at `as_of`, in batch rows, by the columnar kernel under
+// the policies and batches SettleTotals settles by it, else by the engine.
+// No explanations or flags (Engine::Explain and Flags need the engine:
+// SettleBatch). Errors as SettleTotals.
+absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMembers& members,
                                          const BatchOrders& orders, absl::Time as_of);
 
 }  // namespace refpay

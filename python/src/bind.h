@@ -72,6 +72,11 @@ py::array_t<T> ToNumpy(std::vector<T>&& values) {
 // columns pending, frozen, available, held.
 py::dict TotalsColumnsOf(MemberTotals totals);
 
+// refpay::python::TableColumnsOf() is LedgerColumns as a dict of numpy
+// columns order, member, kind, amount, rule_amount, status, action,
+// clawback, and the list kind_names.
+py::dict TableColumnsOf(LedgerColumns table);
+
 void BindMoney(py::module_& m);
 void BindPolicy(py::module_& m);
 void BindEngine(py::module_& m);

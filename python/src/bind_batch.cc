@@ -195,6 +195,26 @@ void BindBatch(py::module_& m) {
       "settle_totals(policy, members, orders, as_of_us) is SettleTotals: (per-member-row "
       "sums as columns pending, frozen, available, held; rejected rows; why the engine "
       "settled instead of the columnar kernel, \"\" if the kernel did).");
+  m.def(
+      "settle_ledger",
+      [](const Policy& policy, const py::dict& member_columns, const py::dict& order_columns,
+         int64_t as_of_us) {
+        const BatchMembers members = ReadMembers(member_columns);
+        const BatchOrders orders = ReadOrders(order_columns);
+        BatchLedger result = [&] {
+          py::gil_scoped_release release;
+          return ValueOrThrow(SettleLedger(policy, members, orders, absl::FromUnixMicros(as_of_us)),
+                              ErrorFamily::kEvent);
+        }();
+        py::dict errors = ErrorColumnsOf(result.errors);
+        return py::make_tuple(TableColumnsOf(std::move(result.ledger)),
+                              TotalsColumnsOf(std::move(result.by_row)), errors,
+                              result.engine_reason);
+      },
+      py::arg("policy"), py::arg("members"), py::arg("orders"), py::arg("as_of_us"),
+      "settle_ledger(policy, members, orders, as_of_us) is SettleLedger: (the ledger as "
+      "columns, with member and order rows; per-member-row sums; rejected rows; why the "
+      "engine settled instead of the columnar kernel, \"\" if the kernel did).");
 }
 
 }  // namespace refpay::python

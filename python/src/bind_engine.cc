@@ -143,20 +143,6 @@ py::dict BalanceColumnsOf(const std::vector<BalanceRow>& rows) {
   return columns;
 }
 
-py::dict TableColumnsOf(LedgerColumns table) {
-  py::dict columns;
-  columns["order"] = ToNumpy(std::move(table.order));
-  columns["member"] = ToNumpy(std::move(table.member));
-  columns["kind"] = ToNumpy(std::move(table.kind));
-  columns["amount"] = ToNumpy(std::move(table.amount));
-  columns["rule_amount"] = ToNumpy(std::move(table.rule_amount));
-  columns["status"] = ToNumpy(std::move(table.status));
-  columns["action"] = ToNumpy(std::move(table.action));
-  columns["clawback"] = ToNumpy(std::move(table.clawback));
-  columns["kind_names"] = py::cast(table.kind_names);
-  return columns;
-}
-
 py::dict FlagColumnsOf(const std::vector<Flag>& flags) {
   const auto n = static_cast<py::ssize_t>(flags.size());
   py::list check(n), member(n), order(n);
@@ -180,6 +166,20 @@ auto Unlocked(Read read) {
 }
 
 }  // namespace
+
+py::dict TableColumnsOf(LedgerColumns table) {
+  py::dict columns;
+  columns["order"] = ToNumpy(std::move(table.order));
+  columns["member"] = ToNumpy(std::move(table.member));
+  columns["kind"] = ToNumpy(std::move(table.kind));
+  columns["amount"] = ToNumpy(std::move(table.amount));
+  columns["rule_amount"] = ToNumpy(std::move(table.rule_amount));
+  columns["status"] = ToNumpy(std::move(table.status));
+  columns["action"] = ToNumpy(std::move(table.action));
+  columns["clawback"] = ToNumpy(std::move(table.clawback));
+  columns["kind_names"] = py::cast(table.kind_names);
+  return columns;
+}
 
 py::dict TotalsColumnsOf(MemberTotals totals) {
   py::dict columns;

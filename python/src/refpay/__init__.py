@@ -25,6 +25,8 @@ True
 - :func:`settle` — whole member/order tables at once (the fast path);
 - :func:`settle_totals` — only the per-member totals of those tables, by a
   columnar kernel where the policy allows (simulations, sweeps);
+- :func:`settle_ledger` — the ledger and totals of those tables by the same
+  kernel, without an engine (no flags or explanations);
 - :func:`run_case`, :func:`check_cases` — audit cases (SPEC §8), also
   collected by pytest through ``refpay.pytest_plugin``;
 - :class:`Money`, :class:`Rate`, :class:`RoundingMode`, :func:`apply_rate` —
@@ -55,7 +57,8 @@ except ImportError as error:  # pragma: no cover - depends on the installation
 from ._cases import CaseResult, check_cases, run_case
 from ._engine import Engine
 from ._policy import Policy
-from ._settle import SettleResult, TotalsResult, settle, settle_totals
+from ._settle import (LedgerResult, SettleResult, TotalsResult, settle, settle_ledger,
+                      settle_totals)
 
 try:
     __version__ = version("refpay")
@@ -67,6 +70,7 @@ __all__ = [
     "CaseResult",
     "Engine",
     "EventError",
+    "LedgerResult",
     "Money",
     "Policy",
     "PolicyError",
@@ -82,5 +86,6 @@ __all__ = [
     "check_cases",
     "run_case",
     "settle",
+    "settle_ledger",
     "settle_totals",
 ]

@@ -122,6 +122,9 @@ def settle_batch(
 def settle_totals(
     policy: Policy, members: dict[str, Any], orders: dict[str, Any], as_of_us: int
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], str]: ...
+def settle_ledger(
+    policy: Policy, members: dict[str, Any], orders: dict[str, Any], as_of_us: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], str]: ...
 
 # bind_case.cc
 class CaseResult:

@@ -22,6 +22,27 @@ STATUSES: tuple[str, ...] = _core.ENTRY_STATUSES
 #: Check actions, weakest first (the categories of the ``action`` column).
 ACTIONS: tuple[str, ...] = tuple(a for a in _core.ACTIONS if a is not None)
 
+
+def ledger_frame(table: dict[str, Any], *, order: pd.Categorical,
+                 member: pd.Categorical) -> pd.DataFrame:
+    """The ledger DataFrame of ``_core`` ledger columns, with ``order`` and
+    ``member`` given as categoricals: [order, member, kind, amount_fen,
+    rule_amount_fen, status, action, clawback, amount_yuan_plot_only]."""
+    amount = table["amount"]
+    return pd.DataFrame({
+        "order": order,
+        "member": member,
+        "kind": pd.Categorical.from_codes(table["kind"], pd.Index(table["kind_names"])),
+        "amount_fen": amount,
+        "rule_amount_fen": table["rule_amount"],
+        "status": pd.Categorical.from_codes(table["status"], pd.Index(STATUSES)),
+        "action": pd.Categorical.from_codes(table["action"].astype(np.int8) - 1,
+                                            pd.Index(ACTIONS)),
+        "clawback": table["clawback"].astype(bool),
+        "amount_yuan_plot_only": amount / 100,
+    })
+
+
 _REJECTED_COLUMNS = ["index", "code", "message"]
 
 
@@ -251,19 +272,9 @@ class Engine:
         ``status`` and ``action`` are categoricals; ``rule_amount_fen`` is
         what the rule gave before checks and caps."""
         table = self._core.ledger_table(micros_of(as_of))
-        amount = table["amount"]
-        return pd.DataFrame({
-            "order": pd.Categorical.from_codes(table["order"], pd.Index(self._core.order_ids)),
-            "member": pd.Categorical.from_codes(table["member"], pd.Index(self._core.member_ids)),
-            "kind": pd.Categorical.from_codes(table["kind"], pd.Index(table["kind_names"])),
-            "amount_fen": amount,
-            "rule_amount_fen": table["rule_amount"],
-            "status": pd.Categorical.from_codes(table["status"], pd.Index(STATUSES)),
-            "action": pd.Categorical.from_codes(table["action"].astype(np.int8) - 1,
-                                                pd.Index(ACTIONS)),
-            "clawback": table["clawback"].astype(bool),
-            "amount_yuan_plot_only": amount / 100,
-        })
+        return ledger_frame(
+            table, order=pd.Categorical.from_codes(table["order"], pd.Index(self._core.order_ids)),
+            member=pd.Categorical.from_codes(table["member"], pd.Index(self._core.member_ids)))
 
     def flags(self) -> pd.DataFrame:
         """engine.flags() is every check hit and cap cut in the order it

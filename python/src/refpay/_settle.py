@@ -19,12 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _core
-from ._engine import Engine, _exact_total
+from ._engine import Engine, _exact_total, ledger_frame
 from ._errors import EventError
 from ._policy import Policy
 from ._time import NO_TIME, TimeLike, micros_of, time_column_micros, timestamps
 
-__all__ = ["SettleResult", "TotalsResult", "settle", "settle_totals"]
+__all__ = ["LedgerResult", "SettleResult", "TotalsResult", "settle", "settle_ledger", "settle_totals"]
 
 _MEMBER_STRING_COLUMNS = ("role", "rank", "region", "device", "phone", "payment")
 
@@ -162,6 +162,8 @@ class _Columns:
     inviter_ids: pa.LargeStringArray
     unknown_buyer: np.ndarray  # order rows whose buyer id is not a member
     buyer_ids: pa.LargeStringArray
+    member_ids: pa.LargeStringArray
+    order_ids: pa.LargeStringArray
 
 
 def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
@@ -215,7 +217,7 @@ def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
         order_columns["refund_amount"] = refund
         order_columns["refunded_at"] = refunded_at
     return _Columns(member_columns, order_columns, unknown_inviter, inviter_ids, buyer < 0,
-                    buyer_ids)
+                    buyer_ids, member_ids, order_ids)
 
 
 def _latest_time(columns: _Columns) -> int:
@@ -361,17 +363,94 @@ def settle_totals(
     """
     if not isinstance(policy, Policy):
         raise TypeError(f"settle_totals needs a refpay.Policy, not {type(policy).__name__}")
-    members = _as_frame(members, "members")
-    columns = _batch_columns(members, _as_frame(orders, "orders"))
+    columns = _batch_columns(_as_frame(members, "members"), _as_frame(orders, "orders"))
     as_of_us = _latest_time(columns) if as_of is None else micros_of(as_of)
     sums, rejected, reason = _core.settle_totals(policy._core, columns.members, columns.orders,
                                                  as_of_us)
-    fen = {f"{status}_fen": sums[status] for status in ("pending", "frozen", "available", "held")}
-    ids, _ = _id_strings(members["member"], "members.member", nullable=False)
-    totals = pd.DataFrame({"member": pd.Series(ids.to_numpy(zero_copy_only=False), dtype="str"),
-                           **fen, "total_fen": _exact_total(list(fen.values()))})
     return TotalsResult(
-        totals=totals,
+        totals=_totals_by_row(sums, columns),
+        errors=_error_frame(rejected, columns),
+        engine_reason=reason,
+        as_of=timestamps(np.array([as_of_us]), policy.timezone)[0],
+    )
+
+
+def _totals_by_row(sums: dict[str, np.ndarray], columns: _Columns) -> pd.DataFrame:
+    """The totals frame of per-member-row sums, aligned with ``members``."""
+    fen = {f"{status}_fen": sums[status] for status in ("pending", "frozen", "available", "held")}
+    ids = columns.member_ids.to_numpy(zero_copy_only=False)
+    return pd.DataFrame({"member": pd.Series(ids, dtype="str"), **fen,
+                         "total_fen": _exact_total(list(fen.values()))})
+
+
+def _row_categorical(rows: np.ndarray, ids: pa.LargeStringArray) -> pd.Categorical:
+    """Table rows (-1 = none) as a categorical of their ids; a repeated id
+    is one category."""
+    encoded = ids.dictionary_encode()
+    code_of_row = np.asarray(encoded.indices, dtype=np.int32)
+    codes = np.where(rows >= 0, code_of_row[np.maximum(rows, 0)], -1) if len(code_of_row) else rows
+    return pd.Categorical.from_codes(codes, pd.Index(encoded.dictionary.to_pandas(), dtype="str"))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class LedgerResult:
+    """What :func:`settle_ledger` computed, at ``as_of``.
+
+    - ``ledger``: one row per entry or clawback, as
+      :attr:`SettleResult.ledger` (the same rows in the same order), and
+      ``order_row`` / ``member_row``: the row of ``orders`` / ``members``
+      each refers to (-1 for an invite reward's order);
+    - ``totals``, ``errors``, ``engine_reason``, ``as_of``: as in
+      :class:`TotalsResult`.
+    """
+
+    ledger: pd.DataFrame
+    totals: pd.DataFrame
+    errors: pd.DataFrame
+    engine_reason: str
+    as_of: pd.Timestamp
+
+    def __repr__(self) -> str:
+        path = f"engine: {self.engine_reason}" if self.engine_reason else "kernel"
+        return (f"<refpay.LedgerResult as_of={self.as_of} members={len(self.totals)} "
+                f"ledger={len(self.ledger)} rows errors={len(self.errors)} settled by {path}>")
+
+
+def settle_ledger(
+    members: Any,
+    orders: Any,
+    policy: Policy,
+    *,
+    as_of: TimeLike | None = None,
+) -> LedgerResult:
+    """settle_ledger(members, orders, policy) is :func:`settle` without the
+    engine: the same ledger rows, totals and errors, computed by the columnar
+    kernel of :func:`settle_totals` where the policy and the data allow (else
+    by the engine; ``engine_reason`` says why). No flags and no ``explain``:
+    use :func:`settle` for those.
+
+    >>> members = pd.DataFrame({"member": ["A", "B"], "inviter": [None, "A"],
+    ...                         "joined_at": ["2026-03-01T09:00:00+08:00"] * 2})
+    >>> orders = pd.DataFrame({"id": ["o1"], "buyer": ["B"], "amount": ["100.00"],
+    ...                        "at": ["2026-03-02T10:00:00+08:00"]})
+    >>> policy = Policy.from_dict({"levels": [{"rate": "10%"}, {"rate": "5%"}]})
+    >>> settle_ledger(members, orders, policy).ledger[["order", "member", "kind", "amount_fen"]]
+      order member    kind  amount_fen
+    0    o1      A  level1        1000
+    """
+    if not isinstance(policy, Policy):
+        raise TypeError(f"settle_ledger needs a refpay.Policy, not {type(policy).__name__}")
+    columns = _batch_columns(_as_frame(members, "members"), _as_frame(orders, "orders"))
+    as_of_us = _latest_time(columns) if as_of is None else micros_of(as_of)
+    table, sums, rejected, reason = _core.settle_ledger(policy._core, columns.members,
+                                                        columns.orders, as_of_us)
+    ledger = ledger_frame(table, order=_row_categorical(table["order"], columns.order_ids),
+                          member=_row_categorical(table["member"], columns.member_ids))
+    ledger["order_row"] = table["order"]
+    ledger["member_row"] = table["member"]
+    return LedgerResult(
+        ledger=ledger,
+        totals=_totals_by_row(sums, columns),
         errors=_error_frame(rejected, columns),
         engine_reason=reason,
         as_of=timestamps(np.array([as_of_us]), policy.timezone)[0],

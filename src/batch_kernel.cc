@@ -1,17 +1,19 @@
-// SettleTotals: per-member totals of a batch, by a columnar kernel where the
-// policy keeps no state across orders, else by the engine.
+// SettleTotals and SettleLedger: per-member totals, and the ledger, of a
+// batch by a columnar kernel where the policy keeps no state across orders,
+// else by the engine.
 //
 // Why a kernel: the engine keeps every entry, its status and explanation,
 // each order's rules for later refunds, and checks every id; a simulation
 // sweep asks only "who earns what". Under a policy whose entries depend on
 // nothing but the order, the buyer's ancestors and the static leader marks
 // (levels, tiers, a nearest leader, order_total, hold_days), every order
-// settles alone: one pass over the orders with the tree as flat arrays. The
+// settles alone: one pass over the orders with the tree as flat arrays,
+// adding to per-member sums and, for SettleLedger, writing ledger rows. The
 // kernel runs only when it can prove that the engine would accept every row
 // (ids distinct and well-formed, inviters and buyers joined first, amounts
 // and refunds in range, as_of after the last event); otherwise the engine
 // settles the batch and its totals are returned. Either way the result is
-// the engine's, fen for fen (tests/cc/batch_totals_test.cc).
+// the engine's, fen for fen (tests/cc/batch_kernel_test.cc).
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include <numeric>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -142,6 +145,7 @@ struct RowTree {
   HugePageVector<int32_t> parent;          // inviter row, -1 for none
   HugePageVector<int32_t> nearest_leader;  // closest strict ancestor leader, -1
   HugePageVector<uint8_t> is_leader;
+  HugePageVector<uint8_t> depth;  // ancestors, up to 255
   HugePageVector<int64_t> joined_at;
 };
 
@@ -179,6 +183,7 @@ std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
   tree.parent.assign(members.inviter.begin(), members.inviter.end());
   tree.joined_at.assign(at.begin(), at.end());
   tree.nearest_leader.assign(m, -1);
+  tree.depth.assign(m, 0);
   for (const int32_t row : order) {
     const int32_t p = tree.parent[row];
     if (p < 0) {
@@ -188,6 +193,7 @@ std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
     if (p >= m || position[p] >= position[row])
       return absl::StrCat("member row ", row, "'s inviter has not joined before it");
     tree.nearest_leader[row] = tree.is_leader[p] ? p : tree.nearest_leader[p];
+    tree.depth[row] = tree.depth[p] == 255 ? 255 : tree.depth[p] + 1;
   }
   return "";
 }
@@ -238,17 +244,65 @@ int32_t LeaderOf(const LeaderRule& leader, const RowTree& tree, int32_t buyer) {
   return -1;
 }
 
-// Each member row's totals per status ([pending, frozen, available, held]),
-// or false if one overflows (the engine then reports it).
+// Member totals per status, by member row: [pending, frozen, available,
+// held].
+using StatusSums = HugePageVector<std::array<int64_t, 4>>;
+
+// One order as the kernel settled it, handed to a sink: its entries'
+// members (the levels in order, then the leader), and per entry the rule's
+// amount, what was paid at order time and what is kept after the refund.
+struct SettledOrder {
+  int32_t row;
+  size_t count;
+  size_t paid_levels;  // entries [0, paid_levels) are levels, then the leader
+  const int32_t* who;
+  const int64_t* raw;
+  const int64_t* paid;
+  const int64_t* kept;
+  EntryStatus status;  // at `as_of`
+  // The refund came once the entries were available: the engine keeps each
+  // entry at `paid` and claws `paid - kept` back, instead of shrinking it.
+  bool clawed_back;
+  int64_t refunded_at;
+};
+
+// Adds each entry's kept amount to its member's sums under its status (a
+// clawback of an available entry nets into available, where the entry
+// is); false if a sum overflows.
+bool AddToSums(const SettledOrder& order, StatusSums& sums) {
+  for (size_t k = 0; k < order.count; ++k) {
+    int64_t& slot = sums[order.who[k]][static_cast<int>(order.status)];
+    if (__builtin_add_overflow(slot, order.kept[k], &slot)) return false;
+  }
+  return true;
+}
+
+// Order rows in placement order: by time, equal times in row order, as
+// SettleBatch merges them (the engine numbers orders, and writes its
+// ledger, in this order).
+std::vector<int32_t> PlacementOrder(const BatchOrders& orders) {
+  std::vector<int32_t> rows(orders.at.size());
+  std::iota(rows.begin(), rows.end(), 0);
+  if (!std::is_sorted(orders.at.begin(), orders.at.end())) {
+    std::stable_sort(rows.begin(), rows.end(),
+                     [&](int32_t a, int32_t b) { return orders.at[a] < orders.at[b]; });
+  }
+  return rows;
+}
+
+// Settles every order and hands it to `sink` (a callable taking a
+// SettledOrder and returning false to stop: an overflow, which the engine
+// then reports), in the order of `rows`; false if the sink stopped.
 //
 // Orders go in chunks, in two stages: first every order's beneficiaries
 // (one tree level at a time across the chunk, so its random loads overlap
 // instead of queueing behind each other, then a prefetch of their sums),
-// then the amounts and the sums. Per order, the work is the engine's:
-// levels from the buyer's inviter (the buyer itself under self_purchase),
-// then the leader, filled in that priority within order_total.
-bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& orders, int64_t now,
-               HugePageVector<std::array<int64_t, 4>>& sums) {
+// then the amounts. Per order, the work is the engine's: levels from the
+// buyer's inviter (the buyer itself under self_purchase), then the leader,
+// filled in that priority within order_total.
+template <typename Sink>
+bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& orders,
+               const std::vector<int32_t>& rows, int64_t now, const StatusSums& sums, Sink&& sink) {
   constexpr size_t kChunk = 64;
   const RoundingMode rounding = policy.rounding;
   const RuleSet& rules = policy.rules;
@@ -267,15 +321,18 @@ bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& ord
   };
   // Scratch for one chunk: no allocation per order.
   std::vector<int32_t> who(kChunk * width);
+  std::array<int32_t, kChunk> buyer{};
   std::array<int32_t, kChunk> cursor{};
   std::array<uint8_t, kChunk> paid_levels{};
   std::array<uint8_t, kChunk> count{};
+  std::vector<int64_t> raw(width);
   std::vector<int64_t> paid(width);
-  const size_t n = orders.buyer.size();
+  std::vector<int64_t> kept(width);
+  const size_t n = rows.size();
   for (size_t begin = 0; begin < n; begin += kChunk) {
     const size_t size = std::min(kChunk, n - begin);
-    const int32_t* buyer = orders.buyer.data() + begin;
     for (size_t i = 0; i < size; ++i) {
+      buyer[i] = orders.buyer[rows[begin + i]];
       cursor[i] = policy.self_purchase ? buyer[i] : tree.parent[buyer[i]];
       count[i] = 0;
     }
@@ -295,16 +352,20 @@ bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& ord
       for (size_t k = 0; k < count[i]; ++k) __builtin_prefetch(&sums[who[i * width + k]], 1);
     }
     for (size_t i = 0; i < size; ++i) {
-      const size_t o = begin + i;
+      const int32_t o = rows[begin + i];
       // The order_total fill at order time, then (SPEC §4) each entry is the
       // smaller of that and its fill on the base left after the refund.
       const int64_t amount = orders.amount[o];
       int64_t room = room_of(amount);
       for (size_t k = 0; k < count[i]; ++k) {
-        paid[k] = std::min(Pay(rule_of(k, paid_levels[i]), amount, rounding), room);
+        raw[k] = Pay(rule_of(k, paid_levels[i]), amount, rounding);
+        paid[k] = std::min(raw[k], room);
+        kept[k] = paid[k];
         room -= paid[k];
       }
       const int64_t refund = ValueOr(orders.refund_amount, o, 0);
+      const int64_t confirmed = ValueOr(orders.confirmed_at, o, kNoTime);
+      const int64_t refunded_at = refund != 0 ? orders.refunded_at[o] : kNoTime;
       if (refund != 0) {
         const int64_t base = amount - refund;
         room = room_of(base);
@@ -312,47 +373,195 @@ bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& ord
           const int64_t refill =
               std::min(base == 0 ? 0 : Pay(rule_of(k, paid_levels[i]), base, rounding), room);
           room -= refill;
-          paid[k] = std::min(paid[k], refill);
+          kept[k] = std::min(paid[k], refill);
         }
       }
-      // Engine::Totals' status of the order's entries at `now` (a clawback
-      // of an available entry nets into available, where the entry is).
-      const int64_t confirmed = ValueOr(orders.confirmed_at, o, kNoTime);
-      const EntryStatus status = confirmed == kNoTime || confirmed > now ? EntryStatus::kPending
-                                 : now - confirmed >= hold               ? EntryStatus::kAvailable
-                                                                         : EntryStatus::kFrozen;
-      for (size_t k = 0; k < count[i]; ++k) {
-        int64_t& slot = sums[who[i * width + k]][static_cast<int>(status)];
-        if (__builtin_add_overflow(slot, paid[k], &slot)) return false;
-      }
+      // Engine::Totals' status at `now`, and whether the entries were
+      // available when the refund came (a confirmation at the refund's
+      // instant comes first).
+      auto available_at = [&](int64_t t) {
+        return confirmed != kNoTime && confirmed <= t && t - confirmed >= hold;
+      };
+      const EntryStatus status = available_at(now)                        ? EntryStatus::kAvailable
+                                 : confirmed != kNoTime && confirmed <= now ? EntryStatus::kFrozen
+                                                                            : EntryStatus::kPending;
+      const SettledOrder settled{o,          count[i],         paid_levels[i],
+                                 &who[i * width], raw.data(), paid.data(),
+                                 kept.data(), status,      refund != 0 && available_at(refunded_at),
+                                 refunded_at};
+      if (!sink(settled)) return false;
     }
   }
   return true;
 }
 
-// The engine's settlement and totals, by member row.
-absl::StatusOr<BatchTotals> SettleByEngine(const Policy& policy, const BatchMembers& members,
-                                           const BatchOrders& orders, absl::Time as_of,
-                                           std::string reason) {
-  std::vector<int32_t> member_of_row;
+// How many entries each order writes: one per level its buyer has an
+// ancestor for (the buyer itself first under self_purchase), and one for a
+// leader if it has one. Summed over the orders, the ledger's size before
+// clawbacks, so its columns are sized once and written in place.
+size_t EntryCount(const Policy& policy, const RowTree& tree, const BatchOrders& orders) {
+  const size_t levels = policy.rules.levels.size();
+  HugePageVector<uint8_t> per_member(tree.parent.size());
+  for (size_t row = 0; row < per_member.size(); ++row) {
+    const size_t reach = tree.depth[row] + (policy.self_purchase ? 1 : 0);
+    const bool leader =
+        policy.rules.leader && LeaderOf(*policy.rules.leader, tree, static_cast<int32_t>(row)) >= 0;
+    per_member[row] = static_cast<uint8_t>(std::min(levels, reach) + (leader ? 1 : 0));
+  }
+  size_t entries = 0;
+  for (const int32_t buyer : orders.buyer) entries += per_member[buyer];
+  return entries;
+}
+
+// Writes the engine's LedgerTable rows, in row space: each order's entries
+// as it is placed, and its clawbacks kept aside to follow all entries in
+// refund order (then order row, then entry), as the engine records them.
+class LedgerWriter {
+ public:
+  // `entries` is EntryCount's; `clawbacks` bounds the clawback rows.
+  LedgerWriter(LedgerColumns& ledger, size_t levels, size_t entries, size_t clawbacks)
+      : ledger_(ledger), code_of_kind_(levels + 1, -1) {
+    Size(ledger_.order, entries, clawbacks);
+    Size(ledger_.member, entries, clawbacks);
+    Size(ledger_.kind, entries, clawbacks);
+    Size(ledger_.amount, entries, clawbacks);
+    Size(ledger_.rule_amount, entries, clawbacks);
+    Size(ledger_.status, entries, clawbacks);
+    Size(ledger_.action, entries, clawbacks);
+    Size(ledger_.clawback, entries, clawbacks);
+  }
+
+  void Add(const SettledOrder& order) {
+    for (size_t k = 0; k < order.count; ++k) {
+      // Kind codes as the engine numbers them: in the order first met.
+      const size_t kind = k < order.paid_levels ? k : code_of_kind_.size() - 1;
+      if (code_of_kind_[kind] < 0) {
+        code_of_kind_[kind] = static_cast<int>(ledger_.kind_names.size());
+        ledger_.kind_names.push_back(kind + 1 < code_of_kind_.size()
+                                         ? absl::StrCat("level", kind + 1)
+                                         : std::string("leader"));
+      }
+      if (order.clawed_back && order.kept[k] < order.paid[k]) {
+        clawbacks_.push_back({order.refunded_at, order.row, next_, order.paid[k] - order.kept[k]});
+      }
+      const size_t i = next_++;
+      ledger_.order[i] = order.row;
+      ledger_.member[i] = order.who[k];
+      ledger_.kind[i] = static_cast<uint8_t>(code_of_kind_[kind]);
+      ledger_.amount[i] = order.clawed_back ? order.paid[k] : order.kept[k];
+      ledger_.rule_amount[i] = order.raw[k];
+      ledger_.status[i] = static_cast<uint8_t>(order.status);
+    }
+  }
+
+  // Appends the clawbacks, once every order is in.
+  void Finish() {
+    std::sort(clawbacks_.begin(), clawbacks_.end());
+    for (const Clawback& c : clawbacks_) {
+      ledger_.order.push_back(c.row);
+      ledger_.member.push_back(ledger_.member[c.entry]);
+      ledger_.kind.push_back(ledger_.kind[c.entry]);
+      ledger_.amount.push_back(-c.amount);
+      ledger_.rule_amount.push_back(0);
+      ledger_.status.push_back(static_cast<uint8_t>(EntryStatus::kAvailable));
+      ledger_.action.push_back(0);
+      ledger_.clawback.push_back(1);
+    }
+  }
+
+ private:
+  struct Clawback {
+    int64_t at;
+    int32_t row;
+    size_t entry;  // its entry's row in the ledger
+    int64_t amount;
+    friend bool operator<(const Clawback& a, const Clawback& b) {
+      return std::tie(a.at, a.row, a.entry) < std::tie(b.at, b.row, b.entry);
+    }
+  };
+
+  // Sized for the entries (zeros: action and clawback stay 0), with room
+  // for the clawbacks so that appending them never moves the column.
+  template <typename T>
+  static void Size(std::vector<T>& column, size_t entries, size_t clawbacks) {
+    internal::ReserveHugePages(column, entries + clawbacks);
+    column.resize(entries);
+  }
+
+  LedgerColumns& ledger_;
+  std::vector<int> code_of_kind_;  // level k at k, the leader last; -1 = not met yet
+  std::vector<Clawback> clawbacks_;
+  size_t next_ = 0;  // the next entry's row
+};
+
+// The kernel's preconditions on `policy` and the batch: "" if it may
+// settle them (then `tree` is built), else why not.
+std::string KernelCannotSettle(const Policy& policy, const BatchMembers& members,
+                               const BatchOrders& orders, int64_t now, RowTree& tree) {
+  std::string reason = PolicyNeedsEngine(policy);
+  if (reason.empty() && policy.checks.shared_identity &&
+      !(AllEmpty(members.device) && AllEmpty(members.phone) && AllEmpty(members.payment))) {
+    reason = "checks.shared_identity is on and members have identities";
+  }
+  if (reason.empty()) reason = BuildRowTree(members, tree);
+  if (reason.empty()) reason = OrdersNeedEngine(tree, orders, now);
+  return reason;
+}
+
+MemberTotals TotalsOf(const StatusSums& sums) {
+  MemberTotals totals;
+  for (auto* column : {&totals.pending, &totals.frozen, &totals.available, &totals.held}) {
+    column->resize(sums.size());
+  }
+  for (size_t row = 0; row < sums.size(); ++row) {
+    totals.pending[row] = sums[row][static_cast<int>(EntryStatus::kPending)];
+    totals.frozen[row] = sums[row][static_cast<int>(EntryStatus::kFrozen)];
+    totals.available[row] = sums[row][static_cast<int>(EntryStatus::kAvailable)];
+    totals.held[row] = sums[row][static_cast<int>(EntryStatus::kHeld)];
+  }
+  return totals;
+}
+
+// The engine's settlement of the batch, with each row's engine index.
+struct EngineRun {
+  BatchResult settled;
+  internal::BatchRowMap rows;
+};
+
+absl::StatusOr<EngineRun> RunEngine(const Policy& policy, const BatchMembers& members,
+                                    const BatchOrders& orders) {
+  internal::BatchRowMap rows;
   REFPAY_ASSIGN_OR_RETURN(BatchResult settled,
-                          internal::SettleBatchRows(policy, members, orders, member_of_row));
-  REFPAY_ASSIGN_OR_RETURN(const MemberTotals totals, settled.engine.Totals(as_of));
-  BatchTotals result;
-  result.engine_reason = std::move(reason);
-  result.errors = std::move(settled.errors);
+                          internal::SettleBatchRows(policy, members, orders, rows));
+  return EngineRun{std::move(settled), std::move(rows)};
+}
+
+// The engine's totals at `as_of`, by member row.
+absl::StatusOr<MemberTotals> TotalsByRow(const EngineRun& run, absl::Time as_of) {
+  REFPAY_ASSIGN_OR_RETURN(const MemberTotals totals, run.settled.engine.Totals(as_of));
+  const std::vector<int32_t>& member_of_row = run.rows.member_of_row;
+  MemberTotals by_row;
   const std::array<std::pair<std::vector<int64_t>*, const std::vector<int64_t>*>, 4> columns = {
-      {{&result.by_row.pending, &totals.pending},
-       {&result.by_row.frozen, &totals.frozen},
-       {&result.by_row.available, &totals.available},
-       {&result.by_row.held, &totals.held}}};
+      {{&by_row.pending, &totals.pending},
+       {&by_row.frozen, &totals.frozen},
+       {&by_row.available, &totals.available},
+       {&by_row.held, &totals.held}}};
   for (const auto& [out, in] : columns) {
     out->assign(member_of_row.size(), 0);
     for (size_t row = 0; row < member_of_row.size(); ++row) {
       if (member_of_row[row] >= 0) (*out)[row] = (*in)[member_of_row[row]];
     }
   }
-  return result;
+  return by_row;
+}
+
+// Inverts a row → index map: index → row.
+std::vector<int32_t> RowOfIndex(const std::vector<int32_t>& index_of_row) {
+  std::vector<int32_t> row_of_index(index_of_row.size(), -1);
+  for (size_t row = 0; row < index_of_row.size(); ++row) {
+    if (index_of_row[row] >= 0) row_of_index[index_of_row[row]] = static_cast<int32_t>(row);
+  }
+  return row_of_index;
 }
 
 }  // namespace
@@ -361,32 +570,61 @@ absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMember
                                          const BatchOrders& orders, absl::Time as_of) {
   REFPAY_RETURN_IF_ERROR(internal::CheckBatchColumns(members, orders));
   const int64_t now = absl::ToUnixMicros(as_of);
-  std::string reason = PolicyNeedsEngine(policy);
-  if (reason.empty() && policy.checks.shared_identity &&
-      !(AllEmpty(members.device) && AllEmpty(members.phone) && AllEmpty(members.payment))) {
-    reason = "checks.shared_identity is on and members have identities";
-  }
   RowTree tree;
-  if (reason.empty()) reason = BuildRowTree(members, tree);
-  if (reason.empty()) reason = OrdersNeedEngine(tree, orders, now);
-  HugePageVector<std::array<int64_t, 4>> sums;
+  std::string reason = KernelCannotSettle(policy, members, orders, now, tree);
   if (reason.empty()) {
+    // The totals do not depend on the order of the orders: row order.
+    std::vector<int32_t> rows(orders.buyer.size());
+    std::iota(rows.begin(), rows.end(), 0);
+    StatusSums sums;
     sums.assign(members.inviter.size(), {0, 0, 0, 0});
-    if (!RunKernel(policy, tree, orders, now, sums)) reason = "a member total overflows";
+    if (RunKernel(policy, tree, orders, rows, now, sums,
+                  [&](const SettledOrder& order) { return AddToSums(order, sums); })) {
+      return BatchTotals{TotalsOf(sums), {}, ""};
+    }
+    reason = "a member total overflows";
   }
-  if (!reason.empty()) return SettleByEngine(policy, members, orders, as_of, std::move(reason));
-  BatchTotals result;
-  for (auto* column : {&result.by_row.pending, &result.by_row.frozen, &result.by_row.available,
-                       &result.by_row.held}) {
-    column->resize(sums.size());
+  REFPAY_ASSIGN_OR_RETURN(EngineRun run, RunEngine(policy, members, orders));
+  REFPAY_ASSIGN_OR_RETURN(MemberTotals by_row, TotalsByRow(run, as_of));
+  return BatchTotals{std::move(by_row), std::move(run.settled.errors), std::move(reason)};
+}
+
+absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMembers& members,
+                                         const BatchOrders& orders, absl::Time as_of) {
+  REFPAY_RETURN_IF_ERROR(internal::CheckBatchColumns(members, orders));
+  const int64_t now = absl::ToUnixMicros(as_of);
+  RowTree tree;
+  std::string reason = KernelCannotSettle(policy, members, orders, now, tree);
+  if (reason.empty()) {
+    const std::vector<int32_t> rows = PlacementOrder(orders);
+    StatusSums sums;
+    sums.assign(members.inviter.size(), {0, 0, 0, 0});
+    BatchLedger result;
+    // A clawback is at most one per entry of a refunded order.
+    const size_t refunded = orders.refund_amount.size() -
+                            std::count(orders.refund_amount.begin(), orders.refund_amount.end(), 0);
+    LedgerWriter writer(result.ledger, policy.rules.levels.size(),
+                        EntryCount(policy, tree, orders),
+                        refunded * (policy.rules.levels.size() + 1));
+    if (RunKernel(policy, tree, orders, rows, now, sums, [&](const SettledOrder& order) {
+          writer.Add(order);
+          return AddToSums(order, sums);
+        })) {
+      writer.Finish();
+      result.by_row = TotalsOf(sums);
+      return result;
+    }
+    reason = "a member total overflows";
   }
-  for (size_t row = 0; row < sums.size(); ++row) {
-    result.by_row.pending[row] = sums[row][static_cast<int>(EntryStatus::kPending)];
-    result.by_row.frozen[row] = sums[row][static_cast<int>(EntryStatus::kFrozen)];
-    result.by_row.available[row] = sums[row][static_cast<int>(EntryStatus::kAvailable)];
-    result.by_row.held[row] = sums[row][static_cast<int>(EntryStatus::kHeld)];
-  }
-  return result;
+  REFPAY_ASSIGN_OR_RETURN(EngineRun run, RunEngine(policy, members, orders));
+  REFPAY_ASSIGN_OR_RETURN(MemberTotals by_row, TotalsByRow(run, as_of));
+  REFPAY_ASSIGN_OR_RETURN(LedgerColumns ledger, run.settled.engine.LedgerTable(as_of));
+  const std::vector<int32_t> member_row = RowOfIndex(run.rows.member_of_row);
+  const std::vector<int32_t> order_row = RowOfIndex(run.rows.order_of_row);
+  for (int32_t& m : ledger.member) m = member_row[m];
+  for (int32_t& o : ledger.order) o = o < 0 ? -1 : order_row[o];
+  return BatchLedger{std::move(ledger), std::move(by_row), std::move(run.settled.errors),
+                     std::move(reason)};
 }
 
 }  // namespace refpay

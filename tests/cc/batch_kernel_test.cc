@@ -1,5 +1,6 @@
-// SettleTotals against SettleBatch + Engine::Totals: the columnar kernel
-// must give the engine's totals fen for fen, and say when it stepped aside.
+// SettleTotals and SettleLedger against SettleBatch + Engine::Totals and
+// Engine::LedgerTable: the columnar kernel must give the engine's totals
+// and ledger fen for fen, row for row, and say when it stepped aside.
 #include <algorithm>
 #include <random>
 #include <string>
@@ -175,7 +176,9 @@ TEST(SettleTotalsTest, KernelAgreesWithTheEngineFenForFen) {
         ExpectSameTotals(got->by_row, want.by_row);
         int64_t paid = 0;
         for (int64_t v : got->by_row.available) paid += v;
-        if (later > 0) EXPECT_GT(paid, 0);  // the data exercises the statuses
+        if (later > 0) {
+          EXPECT_GT(paid, 0);  // the data exercises the statuses
+        }
       }
     }
   }
@@ -293,6 +296,95 @@ TEST(SettleTotalsTest, ErrorsAreTheEnginesErrors) {
   EXPECT_THAT(SettleTotals(*Policy::FromJson(R"({"levels": [{"rate": "100%"}]})"), huge.members,
                            huge.orders, absl::FromUnixMicros(huge.last)),
               HasReason("overflow"));
+}
+
+// Engine::LedgerTable of SettleBatch, with members and orders as batch rows
+// (found by id, as a caller of the engine would).
+LedgerColumns LedgerByEngine(const char* policy, const Batch& b, absl::Time as_of) {
+  absl::StatusOr<BatchResult> settled = SettleBatch(*Policy::FromJson(policy), b.members, b.orders);
+  EXPECT_THAT(settled, IsOk());
+  absl::StatusOr<LedgerColumns> ledger = settled->engine.LedgerTable(as_of);
+  EXPECT_THAT(ledger, IsOk());
+  absl::flat_hash_map<std::string, int32_t> member_row;
+  for (size_t row = 0; row < b.members.inviter.size(); ++row)
+    member_row[RowId(b.members, row)] = static_cast<int32_t>(row);
+  absl::flat_hash_map<std::string, int32_t> order_row;
+  for (size_t row = 0; row < b.orders.buyer.size(); ++row) {
+    order_row[b.orders.ids.empty() ? absl::StrCat(row) : b.orders.ids[row]] =
+        static_cast<int32_t>(row);
+  }
+  for (int32_t& m : ledger->member) m = member_row.at(settled->engine.member_ids()[m]);
+  for (int32_t& o : ledger->order) {
+    if (o >= 0) o = order_row.at(settled->engine.order_ids()[o]);
+  }
+  return *std::move(ledger);
+}
+
+void ExpectSameLedger(const LedgerColumns& got, const LedgerColumns& want) {
+  EXPECT_EQ(got.order, want.order);
+  EXPECT_EQ(got.member, want.member);
+  EXPECT_EQ(got.kind, want.kind);
+  EXPECT_EQ(got.amount, want.amount);
+  EXPECT_EQ(got.rule_amount, want.rule_amount);
+  EXPECT_EQ(got.status, want.status);
+  EXPECT_EQ(got.action, want.action);
+  EXPECT_EQ(got.clawback, want.clawback);
+  EXPECT_EQ(got.kind_names, want.kind_names);
+}
+
+TEST(SettleLedgerTest, KernelWritesTheEnginesLedgerRowForRow) {
+  for (const char* policy : kKernelPolicies) {
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+      const Batch b = CleanBatch(seed, seed % 2 == 0, 300, 3000);
+      for (const int64_t later : {int64_t{0}, 8 * kDay}) {
+        SCOPED_TRACE(absl::StrCat(policy, " seed ", seed, " +", later));
+        const absl::Time as_of = absl::FromUnixMicros(b.last + later);
+        absl::StatusOr<BatchLedger> got =
+            SettleLedger(*Policy::FromJson(policy), b.members, b.orders, as_of);
+        ASSERT_THAT(got, IsOk());
+        EXPECT_EQ(got->engine_reason, "");
+        EXPECT_TRUE(got->errors.empty());
+        const LedgerColumns want = LedgerByEngine(policy, b, as_of);
+        ExpectSameLedger(got->ledger, want);
+        ExpectSameTotals(got->by_row, ByEngine(policy, b, as_of).by_row);
+        // The data has shrunk entries and clawbacks both.
+        EXPECT_GT(std::count(want.clawback.begin(), want.clawback.end(), 1), 0);
+      }
+    }
+  }
+}
+
+TEST(SettleLedgerTest, FallsBackToTheEngineInBatchRows) {
+  // A promotion needs the engine; its ledger is still in batch rows, and a
+  // rejected order row is reported, not written.
+  const char* policy = R"({"levels": [{"rate": "10%"}], "promotions": [{"grant": "super",
+      "when": {"referred_buyers": 2}}], "rank_bonus": {"super": {"fixed": "1"}}})";
+  Batch b = CleanBatch(7, true, 100, 800);
+  b.orders.amount[5] = 0;
+  const absl::Time as_of = absl::FromUnixMicros(b.last + kDay);
+  absl::StatusOr<BatchLedger> got =
+      SettleLedger(*Policy::FromJson(policy), b.members, b.orders, as_of);
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->engine_reason, "the policy has promotions");
+  ExpectSameLedger(got->ledger, LedgerByEngine(policy, b, as_of));
+  ExpectSameTotals(got->by_row, ByEngine(policy, b, as_of).by_row);
+  // The order row, and its confirmation or refund (of an unknown order).
+  ASSERT_FALSE(got->errors.empty());
+  for (const BatchError& e : got->errors) EXPECT_EQ(absl::StrCat(e.table, " ", e.row), "orders 5");
+  EXPECT_EQ(std::count(got->ledger.order.begin(), got->ledger.order.end(), 5), 0);
+}
+
+TEST(SettleLedgerTest, ErrorsAreTheEnginesErrors) {
+  const Batch b = CleanBatch(2, false, 40, 100);
+  const Policy policy = *Policy::FromJson(kKernelPolicies[0]);
+  EXPECT_THAT(SettleLedger(policy, b.members, b.orders, absl::FromUnixMicros(b.last - 1)),
+              HasReason("bad_as_of"));
+  Batch short_column = b;
+  short_column.members.joined_at.pop_back();
+  absl::StatusOr<BatchLedger> bad =
+      SettleLedger(policy, short_column.members, short_column.orders, absl::FromUnixMicros(b.last));
+  EXPECT_THAT(bad, HasReason("bad_batch"));
+  EXPECT_NE(bad.status().message().find("members.joined_at"), std::string::npos);
 }
 
 }  // namespace
