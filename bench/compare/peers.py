@@ -336,3 +336,12 @@ def python_totals(inviter: list[int], is_leader: list[bool], buyer: list[int],
             if who >= 0:
                 totals[who] += value
     return totals
+
+
+def ledger_sums(ledger: pd.DataFrame, n_members: int) -> np.ndarray:
+    """Per-member-row totals of a ``refpay.settle_ledger`` ledger frame (its
+    ``member_row`` and ``amount_fen``), in int64: how the benchmark checks
+    that the kernel's ledger rows add up to everyone else's totals."""
+    totals = np.zeros(n_members, dtype=np.int64)
+    np.add.at(totals, ledger["member_row"].to_numpy(), ledger["amount_fen"].to_numpy())
+    return totals

@@ -43,11 +43,16 @@ DEFAULT_BIN = ROOT / "build" / "bin" / "refpay_settle_columns"
 # name → (kind, argument, what it is)
 PEERS: dict[str, tuple[str, str, str]] = {
     "refpay_cc_kernel": ("cc", "kernel", "refpay C++ `SettleTotals` (columnar kernel)"),
+    "refpay_cc_ledger_kernel": ("cc", "ledger-kernel",
+                                "refpay C++ `SettleLedger` (columnar kernel, full ledger)"),
     "refpay_cc": ("cc", "totals", "refpay C++ `SettleBatch` + `Engine::Totals`"),
     "refpay_cc_ledger": ("cc", "ledger", "refpay C++ `SettleBatch` + `Engine::LedgerTable` (full ledger)"),
     "refpay_cc_events": ("cc", "events", "refpay C++ `Engine::Apply` per event + `Totals`"),
     "refpay_py_totals": ("py", "refpay_py_totals",
                          "refpay Python `refpay.settle_totals` (columnar kernel), pandas in/out"),
+    "refpay_py_ledger_kernel": ("py", "refpay_py_ledger_kernel",
+                                "refpay Python `refpay.settle_ledger` (columnar kernel, ledger "
+                                "frame), pandas in/out"),
     "refpay_py": ("py", "refpay_py", "refpay Python `refpay.settle(..., ledger=False)`, pandas in/out"),
     "duckdb": ("py", "duckdb", "DuckDB SQL (recursive CTE, integer fen)"),
     "pandas": ("py", "pandas", "pandas/numpy vectorised (int64 fen)"),
@@ -160,8 +165,11 @@ def check(data: Path, policies: tuple[str, ...] = POLICIES,
         by_ledger = np.zeros(len(members), dtype=np.int64)
         sums = result.ledger.groupby("member", observed=True)["amount_fen"].sum()
         by_ledger[sums.index.astype("int64").to_numpy()] = sums.to_numpy(dtype=np.int64)
+        kernel_ledger = refpay.settle_ledger(members, orders, refpay.Policy.from_file(path),
+                                             as_of=meta["as_of"]).ledger
         got = {
             "refpay ledger": by_ledger,
+            "refpay settle_ledger": peers.ledger_sums(kernel_ledger, len(members)),
             "duckdb": peers.duckdb_totals(con, rules, len(members)),
             "pandas": peers.pandas_totals(members, orders, rules),
             "python": np.array(peers.python_totals(
@@ -170,7 +178,7 @@ def check(data: Path, policies: tuple[str, ...] = POLICIES,
         }
         if cc_bin is not None:
             with tempfile.TemporaryDirectory() as tmp:
-                for mode in ("kernel", "totals", "ledger", "events"):
+                for mode in ("kernel", "ledger-kernel", "totals", "ledger", "events"):
                     out = Path(tmp) / f"{mode}.i64"
                     subprocess.run([str(cc_bin), "--data", str(data / "bin"), "--policy",
                                     str(path), "--as-of", str(meta["as_of_us"]), "--mode", mode,

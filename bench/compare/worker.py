@@ -5,8 +5,9 @@ each peak RSS is that peer's alone) and prints one JSON object.
                                    [--orders-limit K]
 
 PEER: duckdb, pandas, python, refpay_py_totals (refpay.settle_totals, the
-columnar kernel), refpay_py (refpay.settle, ledger=False), refpay_py_ledger
-(refpay.settle with the ledger frame). ``load_s`` is
+columnar kernel), refpay_py_ledger_kernel (refpay.settle_ledger, the same
+kernel writing the ledger frame), refpay_py (refpay.settle, ledger=False),
+refpay_py_ledger (refpay.settle with the ledger frame). ``load_s`` is
 reading the Parquet files into the peer's own structures (DuckDB tables,
 DataFrames, Python lists); ``compute_s`` is from there to per-member totals (wall clock), ``compute_cpu_s``
 the same span's CPU time (all threads).
@@ -87,20 +88,25 @@ def main() -> None:
                                               rules), dtype=np.int64)
         t2 = time.perf_counter()
         c2 = time.process_time()
-    elif args.peer == "refpay_py_totals":
+    elif args.peer in ("refpay_py_totals", "refpay_py_ledger_kernel"):
         import pandas as pd
         import refpay
         members = pd.read_parquet(args.data / "members.parquet")
         orders = pd.read_parquet(args.data / "orders.parquet").iloc[:limit]
         policy = refpay.Policy.from_file(args.policy)
+        settle = refpay.settle_totals if args.peer == "refpay_py_totals" else refpay.settle_ledger
         t1 = time.perf_counter()
         c1 = time.process_time()
-        kernel = refpay.settle_totals(members, orders, policy, as_of=meta["as_of"])
+        kernel = settle(members, orders, policy, as_of=meta["as_of"])
         t2 = time.perf_counter()
         c2 = time.process_time()
         if len(kernel.errors) or kernel.engine_reason:
-            raise SystemExit(f"refpay.settle_totals used the engine: {kernel.engine_reason}")
-        totals = kernel.totals["total_fen"].to_numpy(dtype=np.int64)  # by member row
+            raise SystemExit(f"refpay.{settle.__name__} used the engine: {kernel.engine_reason}")
+        if args.peer == "refpay_py_totals":
+            totals = kernel.totals["total_fen"].to_numpy(dtype=np.int64)  # by member row
+        else:  # from the ledger rows, so they are checked too
+            totals = peers.ledger_sums(kernel.ledger, n_members)
+            info["ledger_rows"] = len(kernel.ledger)
     elif args.peer in ("refpay_py", "refpay_py_ledger"):
         import pandas as pd
         import refpay

@@ -23,15 +23,14 @@ STATUSES: tuple[str, ...] = _core.ENTRY_STATUSES
 ACTIONS: tuple[str, ...] = tuple(a for a in _core.ACTIONS if a is not None)
 
 
-def ledger_frame(table: dict[str, Any], *, order: pd.Categorical,
-                 member: pd.Categorical) -> pd.DataFrame:
-    """The ledger DataFrame of ``_core`` ledger columns, with ``order`` and
-    ``member`` given as categoricals: [order, member, kind, amount_fen,
-    rule_amount_fen, status, action, clawback, amount_yuan_plot_only]."""
+def ledger_frame(table: dict[str, Any], **keys: Any) -> pd.DataFrame:
+    """The ledger DataFrame of ``_core`` ledger columns: ``keys`` (the
+    order and member columns, as the caller names them), then [kind,
+    amount_fen, rule_amount_fen, status, action, clawback,
+    amount_yuan_plot_only]."""
     amount = table["amount"]
     return pd.DataFrame({
-        "order": order,
-        "member": member,
+        **keys,
         "kind": pd.Categorical.from_codes(table["kind"], pd.Index(table["kind_names"])),
         "amount_fen": amount,
         "rule_amount_fen": table["rule_amount"],
@@ -40,7 +39,7 @@ def ledger_frame(table: dict[str, Any], *, order: pd.Categorical,
                                             pd.Index(ACTIONS)),
         "clawback": table["clawback"].astype(bool),
         "amount_yuan_plot_only": amount / 100,
-    })
+    }, copy=False)  # the columns are ours: no copy into consolidated blocks
 
 
 _REJECTED_COLUMNS = ["index", "code", "message"]
