@@ -419,8 +419,9 @@ size_t EntryCount(const Policy& policy, const RowTree& tree, const BatchOrders& 
 class LedgerWriter {
  public:
   // `entries` is EntryCount's; `clawbacks` bounds the clawback rows.
-  LedgerWriter(LedgerColumns& ledger, size_t levels, size_t entries, size_t clawbacks)
-      : ledger_(ledger), code_of_kind_(levels + 1, -1) {
+  LedgerWriter(LedgerColumns& ledger, std::vector<BatchFlag>& flags, size_t levels,
+               size_t entries, size_t clawbacks)
+      : ledger_(ledger), flags_(flags), code_of_kind_(levels + 1, -1) {
     Size(ledger_.order, entries, clawbacks);
     Size(ledger_.member, entries, clawbacks);
     Size(ledger_.kind, entries, clawbacks);
@@ -441,6 +442,9 @@ class LedgerWriter {
                                          ? absl::StrCat("level", kind + 1)
                                          : std::string("leader"));
       }
+      // The engine's cap flag, once per entry order_total cut (the only
+      // flag a kernel policy can raise: its checks never hit).
+      if (order.paid[k] < order.raw[k]) flags_.push_back({"cap_order", order.who[k], order.row});
       if (order.clawed_back && order.kept[k] < order.paid[k]) {
         clawbacks_.push_back({order.refunded_at, order.row, next_, order.paid[k] - order.kept[k]});
       }
@@ -489,6 +493,7 @@ class LedgerWriter {
   }
 
   LedgerColumns& ledger_;
+  std::vector<BatchFlag>& flags_;
   std::vector<int> code_of_kind_;  // level k at k, the leader last; -1 = not met yet
   std::vector<Clawback> clawbacks_;
   size_t next_ = 0;  // the next entry's row
@@ -603,7 +608,7 @@ absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMember
     // A clawback is at most one per entry of a refunded order.
     const size_t refunded = orders.refund_amount.size() -
                             std::count(orders.refund_amount.begin(), orders.refund_amount.end(), 0);
-    LedgerWriter writer(result.ledger, policy.rules.levels.size(),
+    LedgerWriter writer(result.ledger, result.flags, policy.rules.levels.size(),
                         EntryCount(policy, tree, orders),
                         refunded * (policy.rules.levels.size() + 1));
     if (RunKernel(policy, tree, orders, rows, now, sums, [&](const SettledOrder& order) {
@@ -623,8 +628,11 @@ absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMember
   const std::vector<int32_t> order_row = RowOfIndex(run.rows.order_of_row);
   for (int32_t& m : ledger.member) m = member_row[m];
   for (int32_t& o : ledger.order) o = o < 0 ? -1 : order_row[o];
-  return BatchLedger{std::move(ledger), std::move(by_row), std::move(run.settled.errors),
-                     std::move(reason)};
+  std::vector<BatchFlag> flags;
+  for (const internal::IndexedFlag& f : internal::FlagIndices(run.settled.engine))
+    flags.push_back({f.check, member_row[f.member], f.order < 0 ? -1 : order_row[f.order]});
+  return BatchLedger{std::move(ledger), std::move(by_row), std::move(flags),
+                     std::move(run.settled.errors), std::move(reason)};
 }
 
 }  // namespace refpay

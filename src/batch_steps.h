@@ -44,6 +44,15 @@ void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
 // InvalidArgument (bad_batch) naming the column.
 absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& orders);
 
+// Engine::Flags() with the engine's member and order indices (order -1 for
+// none) instead of ids.
+struct IndexedFlag {
+  const char* check;
+  int32_t member;
+  int32_t order;
+};
+std::vector<IndexedFlag> FlagIndices(const Engine& engine);
+
 // SettleBatch, also giving each row's engine index.
 absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& members,
                                             const BatchOrders& orders, BatchRowMap& rows);

@@ -344,6 +344,13 @@ class Engine::Impl {
   const std::vector<std::string>& member_ids() const { return member_ids_.ids(); }
   const std::vector<std::string>& order_ids() const { return order_ids_.ids(); }
 
+  std::vector<internal::IndexedFlag> FlagIndices() const {
+    std::vector<internal::IndexedFlag> out;
+    out.reserve(flags_.size());
+    for (const FlagRecord& f : flags_) out.push_back({FlagKindName(f.kind), f.member, f.order});
+    return out;
+  }
+
   std::vector<Flag> Flags() const {
     std::vector<Flag> out;
     out.reserve(flags_.size());
@@ -2040,12 +2047,19 @@ struct EngineAccess {
                          std::vector<BatchError>& errors, BatchRowMap& rows) {
     engine.impl_->ApplyBatch(steps, members, orders, errors, rows);
   }
+  static std::vector<IndexedFlag> FlagIndices(const Engine& engine) {
+    return engine.impl_->FlagIndices();
+  }
 };
 
 void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
                      const BatchMembers& members, const BatchOrders& orders,
                      std::vector<BatchError>& errors, BatchRowMap& rows) {
   EngineAccess::ApplyBatch(engine, steps, members, orders, errors, rows);
+}
+
+std::vector<IndexedFlag> FlagIndices(const Engine& engine) {
+  return EngineAccess::FlagIndices(engine);
 }
 
 }  // namespace internal

@@ -28,7 +28,8 @@
 //   totals->engine_reason;         // "" if the kernel settled
 //
 // SettleLedger is the same kernel writing the full ledger as columns (what
-// Engine::LedgerTable gives, with batch rows for members and orders):
+// Engine::LedgerTable gives, with batch rows for members and orders) and
+// the flags:
 //
 //   absl::StatusOr<refpay::BatchLedger> ledger =
 //       refpay::SettleLedger(policy, members, orders, as_of);
@@ -123,6 +124,14 @@ struct BatchTotals {
 absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMembers& members,
                                          const BatchOrders& orders, absl::Time as_of);
 
+// refpay::BatchFlag is a Flag with batch rows for its member and order.
+struct BatchFlag {
+  std::string check;
+  int32_t member = -1;  // row in BatchMembers
+  int32_t order = -1;   // row in BatchOrders, -1 for none
+  friend bool operator==(const BatchFlag&, const BatchFlag&) = default;
+};
+
 // refpay::BatchLedger is what SettleLedger computed.
 struct BatchLedger {
   // Engine::LedgerTable(as_of) of the settled batch, row for row (entries in
@@ -130,15 +139,17 @@ struct BatchLedger {
   // met), except that `order` and `member` are rows of the batch's tables.
   LedgerColumns ledger;
   MemberTotals by_row;  // as in BatchTotals
+  // Engine::Flags() in batch rows: check hits and cap cuts, as they happened.
+  std::vector<BatchFlag> flags;
   std::vector<BatchError> errors;
   std::string engine_reason;  // as in BatchTotals
 };
 
-// refpay::SettleLedger() is SettleBatch followed by Engine::LedgerTable and
-// Engine::Totals at `as_of`, in batch rows, by the columnar kernel under
-// the policies and batches SettleTotals settles by it, else by the engine.
-// No explanations or flags (Engine::Explain and Flags need the engine:
-// SettleBatch). Errors as SettleTotals.
+// refpay::SettleLedger() is SettleBatch followed by Engine::LedgerTable,
+// Engine::Totals at `as_of` and Engine::Flags, in batch rows, by the
+// columnar kernel under the policies and batches SettleTotals settles by
+// it, else by the engine. No explanations (Engine::Explain needs the
+// engine: SettleBatch). Errors as SettleTotals.
 absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMembers& members,
                                          const BatchOrders& orders, absl::Time as_of);
 

@@ -207,14 +207,27 @@ void BindBatch(py::module_& m) {
                               ErrorFamily::kEvent);
         }();
         py::dict errors = ErrorColumnsOf(result.errors);
+        py::list check(static_cast<py::ssize_t>(result.flags.size()));
+        std::vector<int32_t> member(result.flags.size());
+        std::vector<int32_t> order(result.flags.size());
+        for (size_t i = 0; i < result.flags.size(); ++i) {
+          check[i] = py::str(result.flags[i].check);
+          member[i] = result.flags[i].member;
+          order[i] = result.flags[i].order;
+        }
+        py::dict flags;
+        flags["check"] = check;
+        flags["member"] = ToNumpy(std::move(member));
+        flags["order"] = ToNumpy(std::move(order));
         return py::make_tuple(TableColumnsOf(std::move(result.ledger)),
-                              TotalsColumnsOf(std::move(result.by_row)), errors,
+                              TotalsColumnsOf(std::move(result.by_row)), flags, errors,
                               result.engine_reason);
       },
       py::arg("policy"), py::arg("members"), py::arg("orders"), py::arg("as_of_us"),
       "settle_ledger(policy, members, orders, as_of_us) is SettleLedger: (the ledger as "
-      "columns, with member and order rows; per-member-row sums; rejected rows; why the "
-      "engine settled instead of the columnar kernel, \"\" if the kernel did).");
+      "columns, with member and order rows; per-member-row sums; flags as columns check, "
+      "member row, order row (-1 for none); rejected rows; why the engine settled instead "
+      "of the columnar kernel, \"\" if the kernel did).");
 }
 
 }  // namespace refpay::python

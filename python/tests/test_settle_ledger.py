@@ -38,6 +38,7 @@ def test_kernel_ledger_equals_settles_ledger(later_days: int) -> None:
     assert got.errors.empty
     same_ledger(got.ledger, want.ledger, members, orders)
     pd.testing.assert_frame_equal(by_member(got.totals), by_member(want.totals))
+    pd.testing.assert_frame_equal(got.flags, want.flags)
     assert got.ledger["clawback"].any()
     assert "settled by kernel" in repr(got)
 
@@ -50,6 +51,7 @@ def test_other_policies_give_the_engines_ledger_in_table_rows() -> None:
     want = refpay.settle(members, orders, policy)
     assert got.engine_reason != ""
     same_ledger(got.ledger, want.ledger, members, orders)
+    pd.testing.assert_frame_equal(got.flags, want.flags)
     pd.testing.assert_frame_equal(got.errors, want.errors)
     pd.testing.assert_frame_equal(by_member(got.totals), by_member(want.totals))
 

@@ -298,9 +298,14 @@ TEST(SettleTotalsTest, ErrorsAreTheEnginesErrors) {
               HasReason("overflow"));
 }
 
-// Engine::LedgerTable of SettleBatch, with members and orders as batch rows
-// (found by id, as a caller of the engine would).
-LedgerColumns LedgerByEngine(const char* policy, const Batch& b, absl::Time as_of) {
+// Engine::LedgerTable and Flags of SettleBatch, with members and orders as
+// batch rows (found by id, as a caller of the engine would).
+struct EngineLedger {
+  LedgerColumns ledger;
+  std::vector<BatchFlag> flags;
+};
+
+EngineLedger LedgerByEngine(const char* policy, const Batch& b, absl::Time as_of) {
   absl::StatusOr<BatchResult> settled = SettleBatch(*Policy::FromJson(policy), b.members, b.orders);
   EXPECT_THAT(settled, IsOk());
   absl::StatusOr<LedgerColumns> ledger = settled->engine.LedgerTable(as_of);
@@ -317,7 +322,11 @@ LedgerColumns LedgerByEngine(const char* policy, const Batch& b, absl::Time as_o
   for (int32_t& o : ledger->order) {
     if (o >= 0) o = order_row.at(settled->engine.order_ids()[o]);
   }
-  return *std::move(ledger);
+  EngineLedger out{*std::move(ledger), {}};
+  for (const Flag& f : settled->engine.Flags()) {
+    out.flags.push_back({f.check, member_row.at(f.member), f.order ? order_row.at(*f.order) : -1});
+  }
+  return out;
 }
 
 void ExpectSameLedger(const LedgerColumns& got, const LedgerColumns& want) {
@@ -344,11 +353,15 @@ TEST(SettleLedgerTest, KernelWritesTheEnginesLedgerRowForRow) {
         ASSERT_THAT(got, IsOk());
         EXPECT_EQ(got->engine_reason, "");
         EXPECT_TRUE(got->errors.empty());
-        const LedgerColumns want = LedgerByEngine(policy, b, as_of);
-        ExpectSameLedger(got->ledger, want);
+        const EngineLedger want = LedgerByEngine(policy, b, as_of);
+        ExpectSameLedger(got->ledger, want.ledger);
+        EXPECT_EQ(got->flags, want.flags);
         ExpectSameTotals(got->by_row, ByEngine(policy, b, as_of).by_row);
         // The data has shrunk entries and clawbacks both.
-        EXPECT_GT(std::count(want.clawback.begin(), want.clawback.end(), 1), 0);
+        EXPECT_GT(std::count(want.ledger.clawback.begin(), want.ledger.clawback.end(), 1), 0);
+        if (std::string_view(policy).find("\"order_total\": \"1%\"") != std::string_view::npos) {
+          EXPECT_FALSE(want.flags.empty());  // a binding cap raises cap_order flags
+        }
       }
     }
   }
@@ -357,8 +370,10 @@ TEST(SettleLedgerTest, KernelWritesTheEnginesLedgerRowForRow) {
 TEST(SettleLedgerTest, FallsBackToTheEngineInBatchRows) {
   // A promotion needs the engine; its ledger is still in batch rows, and a
   // rejected order row is reported, not written.
+  // The cap binds, so the flags are mapped to rows too.
   const char* policy = R"({"levels": [{"rate": "10%"}], "promotions": [{"grant": "super",
-      "when": {"referred_buyers": 2}}], "rank_bonus": {"super": {"fixed": "1"}}})";
+      "when": {"referred_buyers": 2}}], "rank_bonus": {"super": {"fixed": "1"}},
+      "caps": {"order_total": "5%"}})";
   Batch b = CleanBatch(7, true, 100, 800);
   b.orders.amount[5] = 0;
   const absl::Time as_of = absl::FromUnixMicros(b.last + kDay);
@@ -366,7 +381,10 @@ TEST(SettleLedgerTest, FallsBackToTheEngineInBatchRows) {
       SettleLedger(*Policy::FromJson(policy), b.members, b.orders, as_of);
   ASSERT_THAT(got, IsOk());
   EXPECT_EQ(got->engine_reason, "the policy has promotions");
-  ExpectSameLedger(got->ledger, LedgerByEngine(policy, b, as_of));
+  const EngineLedger want = LedgerByEngine(policy, b, as_of);
+  ExpectSameLedger(got->ledger, want.ledger);
+  EXPECT_EQ(got->flags, want.flags);
+  EXPECT_FALSE(want.flags.empty());
   ExpectSameTotals(got->by_row, ByEngine(policy, b, as_of).by_row);
   // The order row, and its confirmation or refund (of an unknown order).
   ASSERT_FALSE(got->errors.empty());

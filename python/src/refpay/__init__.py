@@ -25,8 +25,8 @@ True
 - :func:`settle` — whole member/order tables at once (the fast path);
 - :func:`settle_totals` — only the per-member totals of those tables, by a
   columnar kernel where the policy allows (simulations, sweeps);
-- :func:`settle_ledger` — the ledger and totals of those tables by the same
-  kernel, without an engine (no flags or explanations);
+- :func:`settle_ledger` — the ledger, totals and flags of those tables by
+  the same kernel, without an engine (no explanations);
 - :func:`run_case`, :func:`check_cases` — audit cases (SPEC §8), also
   collected by pytest through ``refpay.pytest_plugin``;
 - :class:`Money`, :class:`Rate`, :class:`RoundingMode`, :func:`apply_rate` —

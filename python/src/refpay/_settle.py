@@ -163,6 +163,7 @@ class _Columns:
     unknown_buyer: np.ndarray  # order rows whose buyer id is not a member
     buyer_ids: pa.LargeStringArray
     member_ids: pa.LargeStringArray
+    order_ids: pa.LargeStringArray
 
 
 def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
@@ -216,7 +217,7 @@ def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
         order_columns["refund_amount"] = refund
         order_columns["refunded_at"] = refunded_at
     return _Columns(member_columns, order_columns, unknown_inviter, inviter_ids, buyer < 0,
-                    buyer_ids, member_ids)
+                    buyer_ids, member_ids, order_ids)
 
 
 def _latest_time(columns: _Columns) -> int:
@@ -374,6 +375,17 @@ def settle_totals(
     )
 
 
+def _flag_frame(flags: dict[str, Any], columns: _Columns) -> pd.DataFrame:
+    """settle's flags frame [check, member, order] of flags in table rows."""
+    order_rows = pa.array(flags["order"])
+    orders = pc.take(columns.order_ids, pc.if_else(pc.less(order_rows, 0), None, order_rows))
+    return pd.DataFrame({
+        "check": pd.Series(flags["check"], dtype="str"),
+        "member": pd.Series(pc.take(columns.member_ids, pa.array(flags["member"])), dtype="str"),
+        "order": pd.Series(orders, dtype="str"),
+    })
+
+
 def _totals_by_row(sums: dict[str, np.ndarray], columns: _Columns) -> pd.DataFrame:
     """The totals frame of per-member-row sums, aligned with ``members``."""
     fen = {f"{status}_fen": sums[status] for status in ("pending", "frozen", "available", "held")}
@@ -395,12 +407,14 @@ class LedgerResult:
       id categoricals because pandas takes longer to build a categorical of
       10 million order ids than the kernel takes to settle them; rows join
       back at numpy speed (``orders["id"].to_numpy()[ledger["order_row"]]``);
+    - ``flags``: as :attr:`SettleResult.flags` ([check, member, order] ids);
     - ``totals``, ``errors``, ``engine_reason``, ``as_of``: as in
       :class:`TotalsResult`.
     """
 
     ledger: pd.DataFrame
     totals: pd.DataFrame
+    flags: pd.DataFrame
     errors: pd.DataFrame
     engine_reason: str
     as_of: pd.Timestamp
@@ -408,7 +422,8 @@ class LedgerResult:
     def __repr__(self) -> str:
         path = f"engine: {self.engine_reason}" if self.engine_reason else "kernel"
         return (f"<refpay.LedgerResult as_of={self.as_of} members={len(self.totals)} "
-                f"ledger={len(self.ledger)} rows errors={len(self.errors)} settled by {path}>")
+                f"ledger={len(self.ledger)} rows flags={len(self.flags)} "
+                f"errors={len(self.errors)} settled by {path}>")
 
 
 def settle_ledger(
@@ -421,8 +436,8 @@ def settle_ledger(
     """settle_ledger(members, orders, policy) is :func:`settle` without the
     engine: the same ledger rows, totals and errors, computed by the columnar
     kernel of :func:`settle_totals` where the policy and the data allow (else
-    by the engine; ``engine_reason`` says why). No flags and no ``explain``:
-    use :func:`settle` for those.
+    by the engine; ``engine_reason`` says why), and the same flags. No
+    ``explain``: use :func:`settle` for that.
 
     >>> members = pd.DataFrame({"member": ["A", "B"], "inviter": [None, "A"],
     ...                         "joined_at": ["2026-03-01T09:00:00+08:00"] * 2})
@@ -440,11 +455,12 @@ def settle_ledger(
         raise TypeError(f"settle_ledger needs a refpay.Policy, not {type(policy).__name__}")
     columns = _batch_columns(_as_frame(members, "members"), _as_frame(orders, "orders"))
     as_of_us = _latest_time(columns) if as_of is None else micros_of(as_of)
-    table, sums, rejected, reason = _core.settle_ledger(policy._core, columns.members,
-                                                        columns.orders, as_of_us)
+    table, sums, flags, rejected, reason = _core.settle_ledger(policy._core, columns.members,
+                                                               columns.orders, as_of_us)
     return LedgerResult(
         ledger=ledger_frame(table, order_row=table["order"], member_row=table["member"]),
         totals=_totals_by_row(sums, columns),
+        flags=_flag_frame(flags, columns),
         errors=_error_frame(rejected, columns),
         engine_reason=reason,
         as_of=timestamps(np.array([as_of_us]), policy.timezone)[0],

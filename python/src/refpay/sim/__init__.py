@@ -9,7 +9,8 @@
     df = sim.sweep(base, {"leader.fixed": ["5.00", "10.00", "20.00"]}, pop)
     sim.plots.sweep_curves(df)
 
-Every fen comes from :func:`refpay.settle`; this package only generates
+Every fen comes from :func:`refpay.settle_ledger` (or :func:`refpay.settle`
+with ``run(..., engine=True)``); this package only generates
 inputs (:mod:`.population`), summarises outputs (:mod:`.kpi`) and draws them
 (:mod:`.plots`, needs matplotlib). Deterministic for a given seed. See
 ``docs/simulation.md``.

@@ -1,7 +1,10 @@
 """Settle a policy on a population, and sweep a policy grid.
 
-Nothing here computes money: every fen comes from :func:`refpay.settle`;
-this module only feeds it and summarises the result (see :mod:`.kpi`).
+Nothing here computes money: every fen comes from :func:`refpay.settle_ledger`
+(the columnar kernel where the policy allows, else the engine; the same
+ledger as :func:`refpay.settle`), or :func:`refpay.settle` itself with
+``engine=True``; this module only feeds it and summarises the result (see
+:mod:`.kpi`).
 
     res = refpay.sim.run(policy, pop)          # policy: dict, path or refpay.Policy
     res.kpis["payout_yuan"], res.by_kind(), res.by_role()
@@ -11,6 +14,7 @@ this module only feeds it and summarises the result (see :mod:`.kpi`).
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import multiprocessing as _mp
@@ -106,7 +110,8 @@ class SimResult:
     """One settled policy on one population.
 
     ``kpis`` is the dict of :func:`refpay.sim.kpi.compute` (plus ``policy``
-    and ``seconds``); ``settled`` is the raw ``refpay.SettleResult``.
+    and ``seconds``); ``settled`` is the raw ``refpay.LedgerResult``, or the
+    ``refpay.SettleResult`` (with its ``engine``) of ``run(..., engine=True)``.
     """
 
     name: str
@@ -118,10 +123,25 @@ class SimResult:
     as_of: pd.Timestamp | None = None
     _roles: pd.Series | None = field(default=None, repr=False)
 
-    @property
+    @functools.cached_property
     def ledger(self) -> pd.DataFrame:
-        """SimResult.ledger: the settle ledger (one row per entry)."""
-        return self.settled.ledger
+        """SimResult.ledger: the settle ledger (one row per entry or
+        clawback), with ``order`` and ``member`` ids as in
+        :func:`refpay.settle`'s; from :func:`refpay.settle_ledger` also its
+        ``order_row`` and ``member_row``. The ids are attached on first use
+        (the KPIs do not need them)."""
+        ledger: pd.DataFrame = self.settled.ledger
+        if "member" in ledger.columns:
+            return ledger
+        order_rows = ledger["order_row"].to_numpy()
+        order_ids = self.population.orders["id"].astype("str").to_numpy()
+        order = pd.Series(order_ids[np.maximum(order_rows, 0)], dtype="str").where(order_rows >= 0)
+        member_ids = self.population.members["member"].astype("str").to_numpy()
+        return pd.concat([
+            pd.DataFrame({"order": order.astype("category"),
+                          "member": pd.Series(member_ids[ledger["member_row"].to_numpy()],
+                                              dtype="category")}),
+            ledger], axis=1)
 
     @property
     def totals(self) -> pd.DataFrame:
@@ -226,6 +246,7 @@ def run(
     *,
     threshold: Any = "800.00",
     name: str | None = None,
+    engine: bool = False,
 ) -> SimResult:
     """run() settles ``policy`` (a dict, a JSON/TOML path or a
     ``refpay.Policy``) on ``population`` at ``as_of`` (default: the end of the
@@ -233,14 +254,20 @@ def run(
     the population as it stood then (``population.until(as_of)``): later
     joins, orders, confirmations and refunds have not happened. Raises what
     ``refpay.Policy.from_dict`` / ``refpay.settle`` raise (a bad policy is a
-    ``ValueError`` with the key path)."""
+    ``ValueError`` with the key path).
+
+    Settles with :func:`refpay.settle_ledger` (several times faster where
+    its columnar kernel applies, and the same ledger, totals, flags and
+    errors either way); ``engine=True`` uses :func:`refpay.settle` and keeps
+    its engine in ``settled.engine`` (``explain`` an order)."""
     rp = _refpay()
     pol, pname = _load_policy(policy)
     as_of_ts = _as_of(as_of, population)
     if as_of_ts is not None and population.end is not None and as_of_ts < population.end:
         population = population.until(as_of_ts)
     t0 = time.perf_counter()
-    settled = rp.settle(population.members, population.orders, pol, as_of=as_of_ts)
+    settle = rp.settle if engine else rp.settle_ledger
+    settled = settle(population.members, population.orders, pol, as_of=as_of_ts)
     seconds = time.perf_counter() - t0
     k = _kpi.compute(
         settled.ledger,
