@@ -40,9 +40,12 @@ POLICIES = ("standard", "tiers_only", "leader_only", "capped")
 DOCS = ROOT / "docs" / "performance.md"
 DEFAULT_BIN = ROOT / "build" / "bin" / "refpay_settle_columns"
 
-# name → (kind, argument, what it is)
+# name → (kind, argument (a C++ mode and its options, or a worker peer), what it is)
 PEERS: dict[str, tuple[str, str, str]] = {
     "refpay_cc_kernel": ("cc", "kernel", "refpay C++ `SettleTotals` (columnar kernel)"),
+    "refpay_cc_kernel_no_ids": ("cc", "kernel --ids none",
+                                "refpay C++ `SettleTotals`, no id columns (rows are the ids, "
+                                "as the peers assume)"),
     "refpay_cc_ledger_kernel": ("cc", "ledger-kernel",
                                 "refpay C++ `SettleLedger` (columnar kernel, full ledger)"),
     "refpay_cc": ("cc", "totals", "refpay C++ `SettleBatch` + `Engine::Totals`"),
@@ -102,8 +105,9 @@ def measure(peer: str, data: Path, policy: Path, work: Path, cc_bin: Path, *,
     meta = json.loads((data / "meta.json").read_text())
     out = work / f"{peer}{suffix}.{'i64' if kind == 'cc' else 'npy'}"
     if kind == "cc":
+        mode, *options = arg.split()
         cmd = [str(cc_bin), "--data", str(data / "bin"), "--policy", str(policy),
-               "--as-of", str(meta["as_of_us"]), "--mode", arg, "--out", str(out)]
+               "--as-of", str(meta["as_of_us"]), "--mode", mode, *options, "--out", str(out)]
     else:
         cmd = [sys.executable, str(HERE / "worker.py"), arg, "--data", str(data),
                "--policy", str(policy), "--out", str(out)]

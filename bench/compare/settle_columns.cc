@@ -2,7 +2,7 @@
 //
 //   settle_columns --data DIR/bin --policy P.toml --as-of MICROS
 //                  --mode kernel|ledger-kernel|totals|ledger|events
-//                  [--orders-limit K]
+//                  [--orders-limit K] [--repeat R] [--ids given|none]
 //                  [--out totals.i64]
 //
 // Reads the little-endian columns bench/compare/gen.py writes (members:
@@ -26,6 +26,9 @@
 // and prints one JSON object. --out writes each member's total (pending +
 // frozen + available + held, fen) as int64, in member row order: in ledger
 // mode the sums of the ledger table's rows, so that path is checked too.
+// --ids none leaves both id columns empty (the batch's ids are then its
+// row numbers, which need no checking: what the peers assume).
+// --repeat R runs a kernel mode R times and reports the fastest run.
 // --orders-limit K keeps only the first K orders (the pure-Python peer's
 // subsample). Any rejected row is an error: the generator makes none.
 #include <algorithm>
@@ -114,6 +117,7 @@ struct Args {
   int64_t as_of = 0;
   int64_t orders_limit = -1;
   int repeat = 1;
+  std::string ids = "given";
 };
 
 Args Parse(int argc, char** argv) {
@@ -132,6 +136,8 @@ Args Parse(int argc, char** argv) {
       args.out = value;
     } else if (flag == "--as-of") {
       if (!absl::SimpleAtoi(value, &args.as_of)) Die("bad --as-of");
+    } else if (flag == "--ids") {
+      args.ids = value;
     } else if (flag == "--repeat") {
       if (!absl::SimpleAtoi(value, &args.repeat) || args.repeat < 1) Die("bad --repeat");
     } else if (flag == "--orders-limit") {
@@ -142,11 +148,13 @@ Args Parse(int argc, char** argv) {
   }
   if (args.data.empty() || args.policy.empty() || args.as_of == 0) {
     Die("usage: settle_columns --data DIR --policy P.toml --as-of MICROS "
-        "--mode kernel|ledger-kernel|totals|ledger|events [--orders-limit K] [--repeat R] [--out FILE]");
+        "--mode kernel|ledger-kernel|totals|ledger|events [--orders-limit K] [--repeat R] [--ids given|none] [--out FILE]");
   }
   if (args.mode != "kernel" && args.mode != "ledger-kernel" && args.mode != "totals" &&
       args.mode != "ledger" && args.mode != "events")
     Die("bad --mode " + args.mode);
+  if (args.ids != "given" && args.ids != "none") Die("bad --ids " + args.ids);
+  if (args.ids == "none" && args.mode == "events") Die("--mode events needs --ids given");
   return args;
 }
 
@@ -177,10 +185,11 @@ int main(int argc, char** argv) {
   members.joined_at = ReadColumn<int64_t>(args.data, "joined_at.i64");
   const std::vector<uint8_t> leader = ReadColumn<uint8_t>(args.data, "leader.u8");
   const size_t m = members.inviter.size();
-  members.ids.reserve(m);
+  const bool ids = args.ids == "given";
+  if (ids) members.ids.reserve(m);
   members.role.reserve(m);
   for (size_t i = 0; i < m; ++i) {
-    members.ids.push_back(absl::StrCat(i));
+    if (ids) members.ids.push_back(absl::StrCat(i));
     members.role.push_back(leader[i] ? "leader" : "");
   }
   refpay::BatchOrders orders;
@@ -198,8 +207,10 @@ int main(int argc, char** argv) {
       column->resize(n);
     orders.buyer.resize(n);
   }
-  orders.ids.reserve(n);
-  for (size_t i = 0; i < n; ++i) orders.ids.push_back(absl::StrCat(i));
+  if (ids) {
+    orders.ids.reserve(n);
+    for (size_t i = 0; i < n; ++i) orders.ids.push_back(absl::StrCat(i));
+  }
   const absl::Time as_of = absl::FromUnixMicros(args.as_of);
   const auto load1 = Clock::now();
 
