@@ -177,6 +177,32 @@ def test_ids_of_any_dtype_are_compared_as_strings():
     assert settled.totals["pending_fen"].tolist() == [500, 1000, 0]
 
 
+@pytest.mark.parametrize("ids", [[10, 20, 30, 40], [7, 8, 9, 10], [10, 20, 30, 40, 20]],
+                         ids=["sparse", "dense", "repeated"])
+def test_integer_ids_match_as_their_strings(ids: list[int]) -> None:
+    # Integer ids are matched as integers (by offset when dense, else by
+    # hashing, else as strings when repeated); the result must be the
+    # string match's, unknown ids included.
+    n = len(ids)
+    inviter = [np.nan, ids[0], ids[1], 99, ids[0]][:n]
+    members = pd.DataFrame({"member": ids, "inviter": [float(i) for i in inviter],
+                            "joined_at": ["2026-03-01T09:00:00+08:00"] * n})
+    orders = tiny_orders(id=["o1", "o2", "o3", "o4"], buyer=[ids[2], 77, ids[1], 6],
+                         amount=["100.00"] * 4, at=["2026-03-02T10:00:00+08:00"] * 4)
+    policy = refpay.Policy.from_dict({"levels": [{"rate": "10%"}, {"rate": "5%"}]})
+    as_ints = refpay.settle(members, orders, policy)
+    as_strings = refpay.settle(
+        members.assign(member=[str(i) for i in ids],
+                       inviter=[None if i != i else str(int(i)) for i in inviter]),
+        orders.assign(buyer=orders["buyer"].astype(str)), policy)
+    pd.testing.assert_frame_equal(as_ints.totals, as_strings.totals)
+    pd.testing.assert_frame_equal(as_ints.errors, as_strings.errors)
+    messages = " ".join(as_ints.errors["message"])
+    assert "'99' is not a member" in messages and "'77' is not a member" in messages
+    assert "'6' is not a member" in messages  # below a dense range
+    assert as_ints.totals["total_fen"].sum() > 0
+
+
 def test_arrow_decimal_amounts_are_exact():
     orders = pa.Table.from_pandas(tiny_orders(amount=[Decimal("100.05")]))
     assert orders.schema.field("amount").type == pa.decimal128(5, 2)

@@ -10,6 +10,7 @@ at their own times) and runs it through the same Engine as the event path.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,23 +80,65 @@ def _first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _id_strings(column: pd.Series, name: str, *,
-                nullable: bool) -> tuple[pa.LargeStringArray, np.ndarray]:
-    """(ids as Arrow strings, mask of missing cells). Integer ids stored as
-    floats because of missing cells read as integers: 7.0 is "7"."""
-    missing = column.isna().to_numpy()
-    if missing.any() and not nullable:
-        raise EventError(f"{name}[{_first_row(missing)}]: missing id", "bad_event")
-    if pd.api.types.is_float_dtype(column.dtype):
-        column = column.astype("Int64")
-    return _strings(column), missing
+class _Ids:
+    """An id column: its missing cells, the ids as int64 (missing cells 0)
+    when it holds integers, and as Arrow strings (missing cells ""), made
+    on first use: integer ids that only need matching (inviters, buyers)
+    never become strings unless an error names one."""
+
+    def __init__(self, column: pd.Series, name: str, *, nullable: bool) -> None:
+        missing = column.isna().to_numpy()
+        if missing.any() and not nullable:
+            raise EventError(f"{name}[{_first_row(missing)}]: missing id", "bad_event")
+        # Integer ids stored as floats because of missing cells are integers:
+        # 7.0 is "7".
+        if pd.api.types.is_float_dtype(column.dtype):
+            column = column.astype("Int64")
+        self.missing = missing
+        self.integers: np.ndarray | None = None
+        if pd.api.types.is_signed_integer_dtype(column.dtype) or (
+                pd.api.types.is_unsigned_integer_dtype(column.dtype)
+                and column.dtype.itemsize < 8):
+            self.integers = column.fillna(0).to_numpy(dtype=np.int64)
+        self._column = column
+
+    @functools.cached_property
+    def strings(self) -> pa.LargeStringArray:
+        return _strings(self._column)
+
+    def __len__(self) -> int:
+        return len(self.missing)
 
 
-def _rows_of(members: pa.Array, ids: pa.Array) -> np.ndarray:
-    """The members-table row of each id (its first row if repeated), -1 if
-    it is not a member."""
-    rows = pc.index_in(ids, value_set=members)
-    return np.array(rows.fill_null(-1), dtype=np.int32)  # a writable copy
+def _member_rows(members: _Ids, *queries: _Ids) -> list[np.ndarray]:
+    """The members-table row of each id of each query (its first row if
+    repeated), -1 if it is not a member. Integer ids are matched as
+    integers (str() is one-to-one on them, so this is the string match,
+    without building strings into a hash table), by offset when they are
+    dense; others by one Arrow lookup for all queries."""
+    if members.integers is not None and all(q.integers is not None for q in queries):
+        ids = members.integers
+        if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
+            # Dense ids (auto-increment keys, row numbers): the row is the
+            # id's offset from the first.
+            found = []
+            for query in queries:
+                offset = query.integers - ids[0]
+                member = ~query.missing & (offset >= 0) & (offset < len(ids))
+                found.append(np.where(member, offset, -1).astype(np.int32))
+            return found
+        index = pd.Index(ids)
+        if index.is_unique:
+            found = []
+            for query in queries:
+                rows = index.get_indexer(query.integers).astype(np.int32)
+                rows[query.missing] = -1
+                found.append(rows)
+            return found
+    rows = pc.index_in(pa.chunked_array([q.strings for q in queries], pa.large_string()),
+                       value_set=members.strings)
+    rows = np.asarray(rows.fill_null(-1)).astype(np.int32)  # a writable copy
+    return np.split(rows, np.cumsum([len(q) for q in queries])[:-1])
 
 
 def _strings(column: pd.Series) -> pa.LargeStringArray:
@@ -159,9 +202,9 @@ class _Columns:
     members: dict[str, Any]
     orders: dict[str, Any]
     unknown_inviter: np.ndarray  # member rows whose inviter id is not a member
-    inviter_ids: pa.LargeStringArray
+    inviter_ids: _Ids
     unknown_buyer: np.ndarray  # order rows whose buyer id is not a member
-    buyer_ids: pa.LargeStringArray
+    buyer_ids: _Ids
     member_ids: pa.LargeStringArray
     order_ids: pa.LargeStringArray
 
@@ -172,28 +215,29 @@ def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
     if "amount" not in orders.columns and "amount_fen" not in orders.columns:
         raise EventError("orders has no column amount or amount_fen", "bad_event")
 
-    member_ids, _ = _id_strings(members["member"], "members.member", nullable=False)
-    member_columns: dict[str, Any] = {
-        "ids": _buffers(member_ids),
-        "joined_at": time_column_micros(members["joined_at"], "members.joined_at", required=True),
-    }
-    if "inviter" in members.columns:
-        inviter_ids, no_inviter = _id_strings(members["inviter"], "members.inviter", nullable=True)
-        inviter = _rows_of(member_ids, inviter_ids)
-        unknown_inviter = (inviter < 0) & ~no_inviter
-        inviter[unknown_inviter] = -2  # out of range: SettleBatch rejects the join
-    else:
-        inviter_ids = pa.array([], pa.large_string())  # no row is unknown
+    member_ids = _Ids(members["member"], "members.member", nullable=False)
+    inviter_ids = (_Ids(members["inviter"], "members.inviter", nullable=True)
+                   if "inviter" in members.columns else None)
+    buyer_ids = _Ids(orders["buyer"], "orders.buyer", nullable=True)
+    if inviter_ids is None:
+        buyer, = _member_rows(member_ids, buyer_ids)
         inviter = np.full(len(members), -1, dtype=np.int32)
-        unknown_inviter = np.zeros(len(members), dtype=bool)
-    member_columns["inviter"] = inviter
+        unknown_inviter = np.zeros(len(members), dtype=bool)  # no row is unknown
+        inviter_ids = _Ids(pd.Series([], dtype="str"), "members.inviter", nullable=True)
+    else:
+        inviter, buyer = _member_rows(member_ids, inviter_ids, buyer_ids)
+        unknown_inviter = (inviter < 0) & ~inviter_ids.missing
+        inviter[unknown_inviter] = -2  # out of range: SettleBatch rejects the join
+    member_columns: dict[str, Any] = {
+        "ids": _buffers(member_ids.strings),
+        "joined_at": time_column_micros(members["joined_at"], "members.joined_at", required=True),
+        "inviter": inviter,
+    }
     for column in _MEMBER_STRING_COLUMNS:
         if column in members.columns:
             member_columns[column] = _buffers(_strings(members[column]))
 
-    order_ids, _ = _id_strings(orders["id"], "orders.id", nullable=False)
-    buyer_ids, _ = _id_strings(orders["buyer"], "orders.buyer", nullable=True)
-    buyer = _rows_of(member_ids, buyer_ids)
+    order_ids = _Ids(orders["id"], "orders.id", nullable=False).strings
     order_columns: dict[str, Any] = {
         "ids": _buffers(order_ids),
         "buyer": buyer,
@@ -217,7 +261,7 @@ def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
         order_columns["refund_amount"] = refund
         order_columns["refunded_at"] = refunded_at
     return _Columns(member_columns, order_columns, unknown_inviter, inviter_ids, buyer < 0,
-                    buyer_ids, member_ids, order_ids)
+                    buyer_ids, member_ids.strings, order_ids)
 
 
 def _latest_time(columns: _Columns) -> int:
@@ -245,7 +289,7 @@ def _error_frame(rejected: dict[str, Any], columns: _Columns) -> pd.DataFrame:
         rows = frame["row"].to_numpy()[hits]
         hits, rows = hits[unknown[rows]], rows[unknown[rows]]
         frame.loc[hits, "message"] = [
-            f"{what} {ids[int(row)].as_py()!r} is not a member" for row in rows]
+            f"{what} {ids.strings[int(row)].as_py()!r} is not a member" for row in rows]
     return frame
 
 
@@ -389,8 +433,7 @@ def _flag_frame(flags: dict[str, Any], columns: _Columns) -> pd.DataFrame:
 def _totals_by_row(sums: dict[str, np.ndarray], columns: _Columns) -> pd.DataFrame:
     """The totals frame of per-member-row sums, aligned with ``members``."""
     fen = {f"{status}_fen": sums[status] for status in ("pending", "frozen", "available", "held")}
-    ids = columns.member_ids.to_numpy(zero_copy_only=False)
-    return pd.DataFrame({"member": pd.Series(ids, dtype="str"), **fen,
+    return pd.DataFrame({"member": pd.Series(pd.array(columns.member_ids, dtype="str")), **fen,
                          "total_fen": _exact_total(list(fen.values()))})
 
 
