@@ -10,7 +10,6 @@
 #include <sys/mman.h>
 
 #include <cstddef>
-#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -50,21 +49,6 @@ struct HugePageAllocator {
 
 template <typename T>
 using HugePageVector = std::vector<T, HugePageAllocator<T>>;
-
-// Reserves `n` elements of a plain std::vector (a public result column)
-// and asks for huge pages on the 2 MiB-aligned part of its storage: a
-// large output written once takes one page fault per 2 MiB instead of one
-// per 4 KiB, which on the virtual machines we measured was most of its
-// cost. Advice only; untouched pages stay unallocated.
-template <typename T>
-void ReserveHugePages(std::vector<T>& column, size_t n) {
-  column.reserve(n);
-  constexpr size_t kHugePage = HugePageAllocator<T>::kHugePage;
-  const auto begin = reinterpret_cast<uintptr_t>(column.data());
-  const uintptr_t first = (begin + kHugePage - 1) / kHugePage * kHugePage;
-  const uintptr_t last = (begin + n * sizeof(T)) / kHugePage * kHugePage;
-  if (first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-}
 
 }  // namespace refpay::internal
 
