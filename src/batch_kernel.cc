@@ -142,8 +142,13 @@ int64_t ValueOr(const std::vector<int64_t>& column, size_t row, int64_t absent) 
 // The member tree in row space, with each member's nearest leader above
 // and join time: the columns the order pass reads at random rows.
 struct RowTree {
-  HugePageVector<int32_t> parent;          // inviter row, -1 for none
-  HugePageVector<int32_t> nearest_leader;  // closest strict ancestor leader, -1
+  // A member's inviter and nearest leader side by side: an order reads
+  // both for its buyer, and one cache miss then serves the two.
+  struct Node {
+    int32_t parent;          // inviter row, -1 for none
+    int32_t nearest_leader;  // closest strict ancestor leader, -1
+  };
+  HugePageVector<Node> nodes;
   HugePageVector<uint8_t> is_leader;
   HugePageVector<uint8_t> depth;  // ancestors, up to 255
   HugePageVector<int64_t> joined_at;
@@ -170,29 +175,35 @@ std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
     if (role != "leader") return absl::StrCat("member row ", row, " has role \"", role, "\"");
     tree.is_leader[row] = 1;
   }
-  // Join order: stable by time, as SettleBatch merges the rows.
+  // Join order: stable by time, as SettleBatch merges the rows (row order
+  // itself when the times are sorted, the usual case).
   std::vector<int32_t> order(m);
   std::iota(order.begin(), order.end(), 0);
   const std::vector<int64_t>& at = members.joined_at;
-  if (!std::is_sorted(at.begin(), at.end())) {
+  const bool in_row_order = std::is_sorted(at.begin(), at.end());
+  std::vector<int32_t> position;  // row → place in join order, if not row order
+  if (!in_row_order) {
     std::stable_sort(order.begin(), order.end(),
                      [&](int32_t a, int32_t b) { return at[a] < at[b]; });
+    position.resize(m);
+    for (int32_t i = 0; i < m; ++i) position[order[i]] = i;
   }
-  std::vector<int32_t> position(m);
-  for (int32_t i = 0; i < m; ++i) position[order[i]] = i;
-  tree.parent.assign(members.inviter.begin(), members.inviter.end());
+  auto joins_before = [&](int32_t a, int32_t b) {
+    return in_row_order ? a < b : position[a] < position[b];
+  };
+  tree.nodes.resize(m);
+  for (int32_t row = 0; row < m; ++row) tree.nodes[row] = {members.inviter[row], -1};
   tree.joined_at.assign(at.begin(), at.end());
-  tree.nearest_leader.assign(m, -1);
   tree.depth.assign(m, 0);
   for (const int32_t row : order) {
-    const int32_t p = tree.parent[row];
+    const int32_t p = tree.nodes[row].parent;
     if (p < 0) {
       if (p != -1) return absl::StrCat("member row ", row, " has inviter row ", p);
       continue;
     }
-    if (p >= m || position[p] >= position[row])
+    if (p >= m || !joins_before(p, row))
       return absl::StrCat("member row ", row, "'s inviter has not joined before it");
-    tree.nearest_leader[row] = tree.is_leader[p] ? p : tree.nearest_leader[p];
+    tree.nodes[row].nearest_leader = tree.is_leader[p] ? p : tree.nodes[p].nearest_leader;
     tree.depth[row] = tree.depth[p] == 255 ? 255 : tree.depth[p] + 1;
   }
   return "";
@@ -202,7 +213,7 @@ std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
 // kernel's reading ("" if none): the engine's checks of order, confirm and
 // refund rows, and as_of not before the last event.
 std::string OrdersNeedEngine(const RowTree& tree, const BatchOrders& orders, int64_t as_of) {
-  const auto m = static_cast<int32_t>(tree.parent.size());
+  const auto m = static_cast<int32_t>(tree.nodes.size());
   if (!orders.ids.empty() && (!TextsOk(orders.ids, "id", true) || !SurelyDistinct(orders.ids)))
     return "order ids are empty, too long or repeated";
   if (!TextsOk(orders.category, "category", false)) return "an order category is too long";
@@ -234,10 +245,10 @@ std::string OrdersNeedEngine(const RowTree& tree, const BatchOrders& orders, int
 // include_self, else the nearest leader above within max_depth.
 int32_t LeaderOf(const LeaderRule& leader, const RowTree& tree, int32_t buyer) {
   if (leader.include_self && tree.is_leader[buyer]) return buyer;
-  if (!leader.max_depth) return tree.nearest_leader[buyer];
+  if (!leader.max_depth) return tree.nodes[buyer].nearest_leader;
   int32_t m = buyer;
   for (int depth = 0; depth < *leader.max_depth; ++depth) {
-    m = tree.parent[m];
+    m = tree.nodes[m].parent;
     if (m < 0) return -1;
     if (tree.is_leader[m]) return m;
   }
@@ -333,14 +344,14 @@ bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& ord
     const size_t size = std::min(kChunk, n - begin);
     for (size_t i = 0; i < size; ++i) {
       buyer[i] = orders.buyer[rows[begin + i]];
-      cursor[i] = policy.self_purchase ? buyer[i] : tree.parent[buyer[i]];
+      cursor[i] = policy.self_purchase ? buyer[i] : tree.nodes[buyer[i]].parent;
       count[i] = 0;
     }
     for (size_t level = 0; level < levels; ++level) {
       for (size_t i = 0; i < size; ++i) {
         if (cursor[i] < 0) continue;
         who[i * width + count[i]++] = cursor[i];
-        cursor[i] = tree.parent[cursor[i]];
+        cursor[i] = tree.nodes[cursor[i]].parent;
       }
     }
     for (size_t i = 0; i < size; ++i) {
@@ -401,7 +412,7 @@ bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& ord
 // clawbacks, so its columns are sized once and written in place.
 size_t EntryCount(const Policy& policy, const RowTree& tree, const BatchOrders& orders) {
   const size_t levels = policy.rules.levels.size();
-  HugePageVector<uint8_t> per_member(tree.parent.size());
+  HugePageVector<uint8_t> per_member(tree.nodes.size());
   for (size_t row = 0; row < per_member.size(); ++row) {
     const size_t reach = tree.depth[row] + (policy.self_purchase ? 1 : 0);
     const bool leader =

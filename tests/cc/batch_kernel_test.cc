@@ -271,6 +271,29 @@ TEST(SettleTotalsTest, FallsBackToTheEngineAndSaysWhy) {
   }
 }
 
+// Join times in row order (the usual table) take a shortcut for "joined
+// before": the row order itself, ties included.
+TEST(SettleTotalsTest, RowOrderJoinsAreCheckedLikeShuffledOnes) {
+  const char* policy = kKernelPolicies[0];
+  BatchMembers members;
+  members.inviter = {-1, 0, 1, -1, 3};
+  members.joined_at = {kT0, kT0, kT0 + 1, kT0 + 1, kT0 + 1};  // ties: row order decides
+  BatchOrders orders;
+  orders.buyer = {2, 4};
+  orders.amount = {10'000, 20'000};
+  orders.at = {kT0 + 2, kT0 + 2};
+  const absl::Time as_of = absl::FromUnixMicros(kT0 + 2);
+  absl::StatusOr<BatchTotals> got = SettleTotals(*Policy::FromJson(policy), members, orders, as_of);
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->engine_reason, "");
+  EXPECT_EQ(got->by_row.pending, (std::vector<int64_t>{500, 400, 0, 800, 0}));
+  // Row 3 invited by row 4, at the same instant: row 4 joins after it.
+  members.inviter = {-1, 0, 1, 4, -1};
+  got = SettleTotals(*Policy::FromJson(policy), members, orders, as_of);
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->engine_reason, "member row 3's inviter has not joined before it");
+}
+
 TEST(SettleTotalsTest, ErrorsAreTheEnginesErrors) {
   const Batch b = CleanBatch(2, false, 40, 100);
   const Policy policy = *Policy::FromJson(kKernelPolicies[0]);
