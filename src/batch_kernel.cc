@@ -393,13 +393,19 @@ bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& ord
       auto available_at = [&](int64_t t) {
         return confirmed != kNoTime && confirmed <= t && t - confirmed >= hold;
       };
-      const EntryStatus status = available_at(now)                        ? EntryStatus::kAvailable
+      const EntryStatus status = available_at(now) ? EntryStatus::kAvailable
                                  : confirmed != kNoTime && confirmed <= now ? EntryStatus::kFrozen
                                                                             : EntryStatus::kPending;
-      const SettledOrder settled{o,          count[i],         paid_levels[i],
-                                 &who[i * width], raw.data(), paid.data(),
-                                 kept.data(), status,      refund != 0 && available_at(refunded_at),
-                                 refunded_at};
+      const SettledOrder settled{.row = o,
+                                 .count = count[i],
+                                 .paid_levels = paid_levels[i],
+                                 .who = &who[i * width],
+                                 .raw = raw.data(),
+                                 .paid = paid.data(),
+                                 .kept = kept.data(),
+                                 .status = status,
+                                 .clawed_back = refund != 0 && available_at(refunded_at),
+                                 .refunded_at = refunded_at};
       if (!sink(settled)) return false;
     }
   }
@@ -430,8 +436,8 @@ size_t EntryCount(const Policy& policy, const RowTree& tree, const BatchOrders& 
 class LedgerWriter {
  public:
   // `entries` is EntryCount's; `clawbacks` bounds the clawback rows.
-  LedgerWriter(LedgerColumns& ledger, std::vector<BatchFlag>& flags, size_t levels,
-               size_t entries, size_t clawbacks)
+  LedgerWriter(LedgerColumns& ledger, std::vector<BatchFlag>& flags, size_t levels, size_t entries,
+               size_t clawbacks)
       : ledger_(ledger), flags_(flags), code_of_kind_(levels + 1, -1) {
     Size(ledger_.order, entries, clawbacks);
     Size(ledger_.member, entries, clawbacks);

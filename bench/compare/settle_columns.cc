@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -148,7 +149,8 @@ Args Parse(int argc, char** argv) {
   }
   if (args.data.empty() || args.policy.empty() || args.as_of == 0) {
     Die("usage: settle_columns --data DIR --policy P.toml --as-of MICROS "
-        "--mode kernel|ledger-kernel|totals|ledger|events [--orders-limit K] [--repeat R] [--ids given|none] [--out FILE]");
+        "--mode kernel|ledger-kernel|totals|ledger|events [--orders-limit K] [--repeat R] [--ids "
+        "given|none] [--out FILE]");
   }
   if (args.mode != "kernel" && args.mode != "ledger-kernel" && args.mode != "totals" &&
       args.mode != "ledger" && args.mode != "events")
@@ -168,7 +170,8 @@ struct Step {
 
 int64_t Percentile(std::vector<int64_t>& sorted, double p) {
   if (sorted.empty()) return 0;
-  const size_t k = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
+  // The nearest rank of a latency sample (not money: a float is fine).
+  const auto k = static_cast<size_t>(std::lround(p * static_cast<double>(sorted.size() - 1)));
   return sorted[std::min(k, sorted.size() - 1)];
 }
 
@@ -190,7 +193,7 @@ int main(int argc, char** argv) {
   members.role.reserve(m);
   for (size_t i = 0; i < m; ++i) {
     if (ids) members.ids.push_back(absl::StrCat(i));
-    members.role.push_back(leader[i] ? "leader" : "");
+    members.role.emplace_back(leader[i] ? "leader" : "");
   }
   refpay::BatchOrders orders;
   orders.buyer = ReadColumn<int32_t>(args.data, "buyer.i32");
@@ -317,7 +320,8 @@ int main(int argc, char** argv) {
 
     std::vector<int64_t> order_ns;
     order_ns.reserve(n);
-    int64_t refund_ns = 0, refunds = 0;
+    int64_t refund_ns = 0;
+    int64_t refunds = 0;
     refpay::Engine engine(*policy);
     refpay::Event event;
     const auto t0 = Clock::now();
@@ -353,7 +357,10 @@ int main(int argc, char** argv) {
       const auto b = Clock::now();
       const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
       if (step.type == refpay::EventType::kOrder) order_ns.push_back(ns);
-      if (step.type == refpay::EventType::kRefund) refund_ns += ns, ++refunds;
+      if (step.type == refpay::EventType::kRefund) {
+        refund_ns += ns;
+        ++refunds;
+      }
       if (!status.ok()) Die(absl::StrCat("event rejected: ", status.message()));
     }
     absl::StatusOr<refpay::MemberTotals> t = engine.Totals(as_of);
