@@ -61,9 +61,10 @@ def stateful_features(policy: Mapping[str, Any]) -> list[str]:
 
 def settle_totals(members: pd.DataFrame, orders: pd.DataFrame, policy: Mapping[str, Any],
                   as_of: Any) -> pd.DataFrame:
-    """One refpay.settle; the per-member totals, indexed by member id."""
-    result = refpay.settle(members, orders, refpay.Policy.from_dict(dict(policy)),
-                           as_of=as_of, ledger=False)
+    """One refpay.settle_totals (the columnar kernel where the policy
+    allows); the per-member totals, indexed by member id."""
+    result = refpay.settle_totals(members, orders, refpay.Policy.from_dict(dict(policy)),
+                                  as_of=as_of)
     if len(result.errors):
         raise ValueError(f"rejected rows:\n{result.errors.head()}")
     return result.totals.set_index("member")[TOTAL_COLUMNS]
