@@ -303,7 +303,8 @@ std::vector<int32_t> PlacementOrder(const BatchOrders& orders) {
 
 // Settles every order and hands it to `sink` (a callable taking a
 // SettledOrder and returning false to stop: an overflow, which the engine
-// then reports), in the order of `rows`; false if the sink stopped.
+// then reports), in the order of `rows`; false if the sink stopped. `sums`
+// is only prefetched here, ahead of the sink adding to it.
 //
 // Orders go in chunks, in two stages: first every order's beneficiaries
 // (one tree level at a time across the chunk, so its random loads overlap
