@@ -415,6 +415,28 @@ TEST(SettleLedgerTest, FallsBackToTheEngineInBatchRows) {
   EXPECT_EQ(std::count(got->ledger.order.begin(), got->ledger.order.end(), 5), 0);
 }
 
+TEST(SettleLedgerTest, WithoutOptionalColumns) {
+  // No ids, roles, confirmations or refunds: every entry pending, and
+  // still the engine's rows.
+  Batch b = CleanBatch(9, false, 200, 1500);
+  b.members.role.clear();
+  b.orders.confirmed_at.clear();
+  b.orders.refund_amount.clear();
+  b.orders.refunded_at.clear();
+  b.last = std::max(*std::max_element(b.members.joined_at.begin(), b.members.joined_at.end()),
+                    *std::max_element(b.orders.at.begin(), b.orders.at.end()));
+  const char* policy = kKernelPolicies[1];
+  const absl::Time as_of = absl::FromUnixMicros(b.last);
+  absl::StatusOr<BatchLedger> got =
+      SettleLedger(*Policy::FromJson(policy), b.members, b.orders, as_of);
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->engine_reason, "");
+  const EngineLedger want = LedgerByEngine(policy, b, as_of);
+  ExpectSameLedger(got->ledger, want.ledger);
+  EXPECT_EQ(got->flags, want.flags);
+  EXPECT_FALSE(got->ledger.amount.empty());
+}
+
 TEST(SettleLedgerTest, ErrorsAreTheEnginesErrors) {
   const Batch b = CleanBatch(2, false, 40, 100);
   const Policy policy = *Policy::FromJson(kKernelPolicies[0]);
