@@ -203,6 +203,19 @@ def test_integer_ids_match_as_their_strings(ids: list[int]) -> None:
     assert as_ints.totals["total_fen"].sum() > 0
 
 
+def test_dense_integer_ids_at_the_ends_of_int64() -> None:
+    # Offsets wrap modulo 2**64; a wrapped offset must never match a row.
+    big = np.iinfo(np.int64).max
+    members = pd.DataFrame({"member": np.array([big - 1, big], dtype=np.int64),
+                            "inviter": pd.array([None, big - 1], dtype="Int64"),
+                            "joined_at": ["2026-03-01T09:00:00+08:00"] * 2})
+    orders = tiny_orders(id=["o1", "o2"], buyer=np.array([big, -big - 1], dtype=np.int64),
+                         amount=["100.00"] * 2, at=["2026-03-02T10:00:00+08:00"] * 2)
+    result = refpay.settle(members, orders, refpay.Policy.from_dict({"levels": [{"rate": "10%"}]}))
+    assert result.totals["pending_fen"].tolist() == [1000, 0]
+    assert result.errors["message"].tolist() == ["buyer '-9223372036854775808' is not a member"]
+
+
 def test_arrow_decimal_amounts_are_exact():
     orders = pa.Table.from_pandas(tiny_orders(amount=[Decimal("100.05")]))
     assert orders.schema.field("amount").type == pa.decimal128(5, 2)

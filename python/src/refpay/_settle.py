@@ -118,7 +118,10 @@ def _member_rows(members: _Ids, *queries: _Ids) -> list[np.ndarray]:
     dense; others by one Arrow lookup for all queries."""
     if members.integers is not None and all(q.integers is not None for q in queries):
         ids = members.integers
-        if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
+        # Offsets wrap modulo 2**64 like every int64 array operation; a
+        # query then lands on row k only if it equals ids[k], so the match
+        # stays exact at the ends of the int64 range.
+        if len(ids) and np.array_equal(ids - ids[0], np.arange(len(ids))):
             # Dense ids (auto-increment keys, row numbers): the row is the
             # id's offset from the first.
             found = []
