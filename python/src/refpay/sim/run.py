@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import kpi as _kpi
 from .population import Population
@@ -133,14 +135,18 @@ class SimResult:
         ledger: pd.DataFrame = self.settled.ledger
         if "member" in ledger.columns:
             return ledger
-        order_rows = ledger["order_row"].to_numpy()
-        order_ids = self.population.orders["id"].astype("str").to_numpy()
-        order = pd.Series(order_ids[np.maximum(order_rows, 0)], dtype="str").where(order_rows >= 0)
-        member_ids = self.population.members["member"].astype("str").to_numpy()
+        from .._settle import _Ids  # late, as _refpay(): needs the compiled core
+
+        # The ids as the settlement read them (7.0 is "7"), by Arrow take.
+        order_rows = pa.array(ledger["order_row"].to_numpy())
+        order_ids = _Ids(self.population.orders["id"], "orders.id", nullable=False).strings
+        member_ids = _Ids(self.population.members["member"], "members.member",
+                          nullable=False).strings
+        order = pc.take(order_ids, pc.if_else(pc.less(order_rows, 0), None, order_rows))
+        member = pc.take(member_ids, pa.array(ledger["member_row"].to_numpy()))
         return pd.concat([
-            pd.DataFrame({"order": order.astype("category"),
-                          "member": pd.Series(member_ids[ledger["member_row"].to_numpy()],
-                                              dtype="category")}),
+            pd.DataFrame({"order": pd.Series(pd.array(order, dtype="str")).astype("category"),
+                          "member": pd.Series(pd.array(member, dtype="str")).astype("category")}),
             ledger], axis=1)
 
     @property
