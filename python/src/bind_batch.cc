@@ -156,18 +156,45 @@ py::dict ErrorColumnsOf(const std::vector<BatchError>& errors) {
   return columns;
 }
 
+// BatchFlags as columns check (str), member and order (int32 rows, order
+// -1 for none).
+py::dict FlagRowColumnsOf(const std::vector<BatchFlag>& flags) {
+  py::list check(static_cast<py::ssize_t>(flags.size()));
+  std::vector<int32_t> member(flags.size());
+  std::vector<int32_t> order(flags.size());
+  for (size_t i = 0; i < flags.size(); ++i) {
+    check[i] = py::str(flags[i].check);
+    member[i] = flags[i].member;
+    order[i] = flags[i].order;
+  }
+  py::dict columns;
+  columns["check"] = check;
+  columns["member"] = ToNumpy(std::move(member));
+  columns["order"] = ToNumpy(std::move(order));
+  return columns;
+}
+
+// Reads the two tables' columns (with the GIL: they are Python objects),
+// then runs `settle(members, orders)` with the GIL released and unwraps it.
+template <typename Settle>
+auto SettleColumns(const py::dict& member_columns, const py::dict& order_columns, Settle settle) {
+  const BatchMembers members = ReadMembers(member_columns);
+  const BatchOrders orders = ReadOrders(order_columns);
+  py::gil_scoped_release release;
+  return ValueOrThrow(settle(members, orders), ErrorFamily::kEvent);
+}
+
 }  // namespace
 
 void BindBatch(py::module_& m) {
   m.def(
       "settle_batch",
       [](const Policy& policy, const py::dict& member_columns, const py::dict& order_columns) {
-        const BatchMembers members = ReadMembers(member_columns);
-        const BatchOrders orders = ReadOrders(order_columns);
-        BatchResult result = [&] {
-          py::gil_scoped_release release;
-          return ValueOrThrow(SettleBatch(policy, members, orders), ErrorFamily::kEvent);
-        }();
+        BatchResult result =
+            SettleColumns(member_columns, order_columns,
+                          [&](const BatchMembers& members, const BatchOrders& orders) {
+                            return SettleBatch(policy, members, orders);
+                          });
         py::dict errors = ErrorColumnsOf(result.errors);
         return py::make_tuple(py::cast(std::move(result.engine)), errors);
       },
@@ -180,13 +207,11 @@ void BindBatch(py::module_& m) {
       "settle_totals",
       [](const Policy& policy, const py::dict& member_columns, const py::dict& order_columns,
          int64_t as_of_us) {
-        const BatchMembers members = ReadMembers(member_columns);
-        const BatchOrders orders = ReadOrders(order_columns);
-        BatchTotals result = [&] {
-          py::gil_scoped_release release;
-          return ValueOrThrow(SettleTotals(policy, members, orders, absl::FromUnixMicros(as_of_us)),
-                              ErrorFamily::kEvent);
-        }();
+        BatchTotals result = SettleColumns(
+            member_columns, order_columns,
+            [&](const BatchMembers& members, const BatchOrders& orders) {
+              return SettleTotals(policy, members, orders, absl::FromUnixMicros(as_of_us));
+            });
         py::dict errors = ErrorColumnsOf(result.errors);
         return py::make_tuple(TotalsColumnsOf(std::move(result.by_row)), errors,
                               result.engine_reason);
@@ -199,29 +224,15 @@ void BindBatch(py::module_& m) {
       "settle_ledger",
       [](const Policy& policy, const py::dict& member_columns, const py::dict& order_columns,
          int64_t as_of_us) {
-        const BatchMembers members = ReadMembers(member_columns);
-        const BatchOrders orders = ReadOrders(order_columns);
-        BatchLedger result = [&] {
-          py::gil_scoped_release release;
-          return ValueOrThrow(SettleLedger(policy, members, orders, absl::FromUnixMicros(as_of_us)),
-                              ErrorFamily::kEvent);
-        }();
+        BatchLedger result = SettleColumns(
+            member_columns, order_columns,
+            [&](const BatchMembers& members, const BatchOrders& orders) {
+              return SettleLedger(policy, members, orders, absl::FromUnixMicros(as_of_us));
+            });
         py::dict errors = ErrorColumnsOf(result.errors);
-        py::list check(static_cast<py::ssize_t>(result.flags.size()));
-        std::vector<int32_t> member(result.flags.size());
-        std::vector<int32_t> order(result.flags.size());
-        for (size_t i = 0; i < result.flags.size(); ++i) {
-          check[i] = py::str(result.flags[i].check);
-          member[i] = result.flags[i].member;
-          order[i] = result.flags[i].order;
-        }
-        py::dict flags;
-        flags["check"] = check;
-        flags["member"] = ToNumpy(std::move(member));
-        flags["order"] = ToNumpy(std::move(order));
         return py::make_tuple(TableColumnsOf(std::move(result.ledger)),
-                              TotalsColumnsOf(std::move(result.by_row)), flags, errors,
-                              result.engine_reason);
+                              TotalsColumnsOf(std::move(result.by_row)),
+                              FlagRowColumnsOf(result.flags), errors, result.engine_reason);
       },
       py::arg("policy"), py::arg("members"), py::arg("orders"), py::arg("as_of_us"),
       "settle_ledger(policy, members, orders, as_of_us) is SettleLedger: (the ledger as "
