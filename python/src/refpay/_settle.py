@@ -267,6 +267,18 @@ def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
                     buyer_ids, member_ids.strings, order_ids)
 
 
+def _prepare(members: Any, orders: Any, policy: Policy, as_of: TimeLike | None,
+             caller: str) -> tuple[_Columns, int, pd.Timestamp]:
+    """What every batch entry point starts with: the tables as columns, and
+    ``as_of`` (default: the latest time in them) as Unix microseconds and as
+    a timestamp in the policy's time zone."""
+    if not isinstance(policy, Policy):
+        raise TypeError(f"{caller} needs a refpay.Policy, not {type(policy).__name__}")
+    columns = _batch_columns(_as_frame(members, "members"), _as_frame(orders, "orders"))
+    as_of_us = _latest_time(columns) if as_of is None else micros_of(as_of)
+    return columns, as_of_us, timestamps(np.array([as_of_us]), policy.timezone)[0]
+
+
 def _latest_time(columns: _Columns) -> int:
     """The latest time in the data (Unix microseconds), 0 if there is none."""
     times = [columns.members["joined_at"], columns.orders["at"],
@@ -336,13 +348,9 @@ def settle(
     0      A         1000
     1      B            0
     """
-    if not isinstance(policy, Policy):
-        raise TypeError(f"settle needs a refpay.Policy, not {type(policy).__name__}")
-    columns = _batch_columns(_as_frame(members, "members"), _as_frame(orders, "orders"))
-    as_of_us = _latest_time(columns) if as_of is None else micros_of(as_of)
+    columns, _, at = _prepare(members, orders, policy, as_of, "settle")
     core_engine, rejected = _core.settle_batch(policy._core, columns.members, columns.orders)
     engine = Engine._adopt(core_engine, policy)
-    at = timestamps(np.array([as_of_us]), policy.timezone)[0]
     return SettleResult(
         totals=engine.totals(at),
         ledger=engine.ledger_table(at) if ledger else None,
@@ -408,28 +416,31 @@ def settle_totals(
     >>> result.engine_reason
     ''
     """
-    if not isinstance(policy, Policy):
-        raise TypeError(f"settle_totals needs a refpay.Policy, not {type(policy).__name__}")
-    columns = _batch_columns(_as_frame(members, "members"), _as_frame(orders, "orders"))
-    as_of_us = _latest_time(columns) if as_of is None else micros_of(as_of)
+    columns, as_of_us, at = _prepare(members, orders, policy, as_of, "settle_totals")
     sums, rejected, reason = _core.settle_totals(policy._core, columns.members, columns.orders,
                                                  as_of_us)
     return TotalsResult(
         totals=_totals_by_row(sums, columns),
         errors=_error_frame(rejected, columns),
         engine_reason=reason,
-        as_of=timestamps(np.array([as_of_us]), policy.timezone)[0],
+        as_of=at,
     )
+
+
+def ids_of_rows(ids: pa.LargeStringArray, rows: np.ndarray) -> pd.Series:
+    """The ids of table rows as a str Series (row -1: missing), without a
+    Python object per cell."""
+    rows = pa.array(rows)
+    taken = pc.take(ids, pc.if_else(pc.less(rows, 0), None, rows))
+    return pd.Series(pd.array(taken, dtype="str"))
 
 
 def _flag_frame(flags: dict[str, Any], columns: _Columns) -> pd.DataFrame:
     """settle's flags frame [check, member, order] of flags in table rows."""
-    order_rows = pa.array(flags["order"])
-    orders = pc.take(columns.order_ids, pc.if_else(pc.less(order_rows, 0), None, order_rows))
     return pd.DataFrame({
         "check": pd.Series(flags["check"], dtype="str"),
-        "member": pd.Series(pc.take(columns.member_ids, pa.array(flags["member"])), dtype="str"),
-        "order": pd.Series(orders, dtype="str"),
+        "member": ids_of_rows(columns.member_ids, flags["member"]),
+        "order": ids_of_rows(columns.order_ids, flags["order"]),
     })
 
 
@@ -497,10 +508,7 @@ def settle_ledger(
     >>> members["member"].to_numpy()[ledger["member_row"]]
     array(['A'], dtype=object)
     """
-    if not isinstance(policy, Policy):
-        raise TypeError(f"settle_ledger needs a refpay.Policy, not {type(policy).__name__}")
-    columns = _batch_columns(_as_frame(members, "members"), _as_frame(orders, "orders"))
-    as_of_us = _latest_time(columns) if as_of is None else micros_of(as_of)
+    columns, as_of_us, at = _prepare(members, orders, policy, as_of, "settle_ledger")
     table, sums, flags, rejected, reason = _core.settle_ledger(policy._core, columns.members,
                                                                columns.orders, as_of_us)
     return LedgerResult(
@@ -509,5 +517,5 @@ def settle_ledger(
         flags=_flag_frame(flags, columns),
         errors=_error_frame(rejected, columns),
         engine_reason=reason,
-        as_of=timestamps(np.array([as_of_us]), policy.timezone)[0],
+        as_of=at,
     )

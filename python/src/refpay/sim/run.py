@@ -29,8 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import kpi as _kpi
 from .population import Population
@@ -135,18 +133,19 @@ class SimResult:
         ledger: pd.DataFrame = self.settled.ledger
         if "member" in ledger.columns:
             return ledger
-        from .._settle import _Ids  # late, as _refpay(): needs the compiled core
+        # Late, as _refpay(): these need the compiled core.
+        from .._settle import _Ids, ids_of_rows
 
-        # The ids as the settlement read them (7.0 is "7"), by Arrow take.
-        order_rows = pa.array(ledger["order_row"].to_numpy())
+        # The ids as the settlement read them (7.0 is "7").
         order_ids = _Ids(self.population.orders["id"], "orders.id", nullable=False).strings
         member_ids = _Ids(self.population.members["member"], "members.member",
                           nullable=False).strings
-        order = pc.take(order_ids, pc.if_else(pc.less(order_rows, 0), None, order_rows))
-        member = pc.take(member_ids, pa.array(ledger["member_row"].to_numpy()))
         return pd.concat([
-            pd.DataFrame({"order": pd.Series(pd.array(order, dtype="str")).astype("category"),
-                          "member": pd.Series(pd.array(member, dtype="str")).astype("category")}),
+            pd.DataFrame({
+                "order": ids_of_rows(order_ids, ledger["order_row"].to_numpy()).astype("category"),
+                "member": ids_of_rows(member_ids,
+                                      ledger["member_row"].to_numpy()).astype("category"),
+            }),
             ledger], axis=1)
 
     @property
