@@ -259,6 +259,9 @@ int32_t LeaderOf(const LeaderRule& leader, const RowTree& tree, int32_t buyer) {
 // held].
 using StatusSums = HugePageVector<std::array<int64_t, 4>>;
 
+// Why the engine settles when a sink stopped on an overflow.
+constexpr char kOverflowReason[] = "a member total overflows";
+
 // One order as the kernel settled it, handed to a sink: its entries'
 // members (the levels in order, then the leader), and per entry the rule's
 // amount, what was paid at order time and what is kept after the refund.
@@ -602,13 +605,12 @@ absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMember
     // The totals do not depend on the order of the orders: row order.
     std::vector<int32_t> rows(orders.buyer.size());
     std::iota(rows.begin(), rows.end(), 0);
-    StatusSums sums;
-    sums.assign(members.inviter.size(), {0, 0, 0, 0});
+    StatusSums sums(members.inviter.size());  // zeros
     if (RunKernel(policy, tree, orders, rows, now, sums,
                   [&](const SettledOrder& order) { return AddToSums(order, sums); })) {
       return BatchTotals{TotalsOf(sums), {}, ""};
     }
-    reason = "a member total overflows";
+    reason = kOverflowReason;
   }
   REFPAY_ASSIGN_OR_RETURN(EngineRun run, RunEngine(policy, members, orders));
   REFPAY_ASSIGN_OR_RETURN(MemberTotals by_row, TotalsByRow(run, as_of));
@@ -623,8 +625,7 @@ absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMember
   std::string reason = KernelCannotSettle(policy, members, orders, now, tree);
   if (reason.empty()) {
     const std::vector<int32_t> rows = PlacementOrder(orders);
-    StatusSums sums;
-    sums.assign(members.inviter.size(), {0, 0, 0, 0});
+    StatusSums sums(members.inviter.size());  // zeros
     BatchLedger result;
     // A clawback is at most one per entry of a refunded order.
     const size_t refunded = orders.refund_amount.size() -
@@ -640,7 +641,7 @@ absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMember
       result.by_row = TotalsOf(sums);
       return result;
     }
-    reason = "a member total overflows";
+    reason = kOverflowReason;
   }
   REFPAY_ASSIGN_OR_RETURN(EngineRun run, RunEngine(policy, members, orders));
   REFPAY_ASSIGN_OR_RETURN(MemberTotals by_row, TotalsByRow(run, as_of));
