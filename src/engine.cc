@@ -632,13 +632,18 @@ class Engine::Impl {
     return status;
   }
 
-  absl::StatusOr<int32_t> FindMember(const std::string& id, std::string_view field) const {
-    const std::optional<int32_t> m = member_ids_.Find(id);
+  absl::StatusOr<int32_t> FindMember(const internal::IdIndex::Key& key,
+                                     std::string_view field) const {
+    const std::optional<int32_t> m = member_ids_.Find(key);
     if (!m) {
       return Error(absl::StatusCode::kNotFound, "unknown_member",
-                   absl::StrCat(std::string(field), " \"", id, "\" has not joined"));
+                   absl::StrCat(std::string(field), " \"", internal::AsAbsl(key.id),
+                                "\" has not joined"));
     }
     return *m;
+  }
+  absl::StatusOr<int32_t> FindMember(std::string_view id, std::string_view field) const {
+    return FindMember(member_ids_.KeyOf(id), field);
   }
 
   absl::StatusOr<int32_t> FindOrder(const std::string& id) const {
@@ -664,12 +669,16 @@ class Engine::Impl {
   }
 
   absl::Status Join(const Event& event, int64_t at) {
-    if (member_ids_.Contains(event.member)) return DuplicateMember(event.member);
+    // Both keys first, so their buckets load together (id_index.h).
+    const internal::IdIndex::Key member_key = member_ids_.KeyOf(event.member);
+    const std::optional<internal::IdIndex::Key> inviter_key =
+        event.inviter ? std::optional(member_ids_.KeyOf(*event.inviter)) : std::nullopt;
+    if (member_ids_.Contains(member_key)) return DuplicateMember(event.member);
     int32_t inviter = -1;
-    if (event.inviter) {
-      REFPAY_ASSIGN_OR_RETURN(inviter, FindMember(*event.inviter, "inviter"));
+    if (inviter_key) {
+      REFPAY_ASSIGN_OR_RETURN(inviter, FindMember(*inviter_key, "inviter"));
     }
-    member_ids_.Add(event.member);
+    member_ids_.Add(member_key);
     const Identity& id = event.identity;
     JoinResolved(inviter, at, {id.region, id.device, id.phone, id.payment});
     return absl::OkStatus();
@@ -1038,11 +1047,14 @@ class Engine::Impl {
 
   absl::Status PlaceOrder(const Event& event, int64_t at) {
     REFPAY_RETURN_IF_ERROR(CheckOrderAmount(event.order, event.amount));
-    if (order_ids_.Contains(event.order)) return DuplicateOrder(event.order);
-    REFPAY_ASSIGN_OR_RETURN(const int32_t buyer, FindMember(event.buyer, "buyer"));
+    // Both keys first, so their buckets load together (id_index.h).
+    const internal::IdIndex::Key order_key = order_ids_.KeyOf(event.order);
+    const internal::IdIndex::Key buyer_key = member_ids_.KeyOf(event.buyer);
+    if (order_ids_.Contains(order_key)) return DuplicateOrder(event.order);
+    REFPAY_ASSIGN_OR_RETURN(const int32_t buyer, FindMember(buyer_key, "buyer"));
     REFPAY_RETURN_IF_ERROR(
         PlaceOrderResolved(buyer, *event.amount, at, event.category ? &*event.category : nullptr));
-    order_ids_.Add(event.order);
+    order_ids_.Add(order_key);
     return absl::OkStatus();
   }
 
@@ -1274,7 +1286,7 @@ class Engine::Impl {
     };
     auto member_at = [&](int32_t row, std::string_view field) -> absl::StatusOr<int32_t> {
       if (member_of_row[row] >= 0) return member_of_row[row];
-      return FindMember(std::string(id_of(members.ids, row)), field);
+      return FindMember(id_of(members.ids, row), field);
     };
     auto order_at = [&](int32_t row) -> absl::StatusOr<int32_t> {
       if (order_of_row[row] >= 0) return order_of_row[row];

@@ -28,8 +28,11 @@ struct HugePageAllocator {
   T* allocate(size_t n) {
     const size_t bytes = n * sizeof(T);
     if (bytes < kHugePage) {
-      // Small arrays fit the TLB anyway: keep malloc's packing.
-      void* p = std::malloc(bytes == 0 ? 1 : bytes);
+      // Small arrays fit the TLB anyway: keep malloc's packing (aligned
+      // for a type that asks for more, such as a cache-line bucket).
+      void* p = alignof(T) <= alignof(std::max_align_t)
+                    ? std::malloc(bytes == 0 ? 1 : bytes)
+                    : std::aligned_alloc(alignof(T), bytes == 0 ? alignof(T) : bytes);
       if (p == nullptr) throw std::bad_alloc();
       return static_cast<T*>(p);
     }

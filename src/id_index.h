@@ -1,7 +1,16 @@
 // Internal: dense indices for string ids. Each id is stored once (in the
-// vector); the hash set holds only 4-byte indices and hashes/compares them
-// through the vector, with heterogeneous lookup by string view. This halves
-// the memory of a string-keyed map, which would store every id twice.
+// vector); the table holds only 4-byte indices and compares through the
+// vector, with lookup by string view.
+//
+// The table is bucketed: a 64-byte bucket holds ten 16-bit hash tags and
+// the ten indices beside them, so a lookup costs one cache miss for the
+// bucket and one for the id it verifies, and the second is off the
+// critical path (the caller goes on with the index while the comparison
+// completes). A Swiss table keeps its control bytes and its slots in
+// separate arrays, which makes those two misses and a third, all serial:
+// on the event path of a 10,000,000-member tree that chain was most of an
+// order's latency (docs/performance.md). KeyOf() hashes an id and loads
+// its bucket early, so two lookups of one event overlap their misses.
 //
 // Ids known to be new (a batch's row numbers) can be appended without
 // hashing; they are indexed on the next lookup, so a run that never looks
@@ -9,63 +18,90 @@
 #ifndef REFPAY_SRC_ID_INDEX_H_
 #define REFPAY_SRC_ID_INDEX_H_
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl_compat.h"
+#include "huge_pages.h"
 
 namespace refpay::internal {
 
 class IdIndex {
  public:
-  IdIndex() : set_(0, Hash{&ids_}, Eq{&ids_}) {}
-  // The set's functors point at ids_, so an IdIndex stays where it is built.
+  // An id with its hash, from KeyOf(), for one or more lookups and an Add.
+  // Holds a view: the id's characters must outlive the key.
+  struct Key {
+    std::string_view id;
+    size_t hash;
+  };
+
+  IdIndex() = default;
   IdIndex(const IdIndex&) = delete;
   IdIndex& operator=(const IdIndex&) = delete;
 
-  // The index of `id`, if it was added.
-  std::optional<int32_t> Find(std::string_view id) const {
+  // Hashes `id` and loads its home bucket, so that the cache miss overlaps
+  // whatever the caller does before it looks the key up.
+  Key KeyOf(std::string_view id) const {
     IndexAppended();
-    auto it = set_.find(AsAbsl(id));
-    if (it == set_.end()) return std::nullopt;
-    return *it;
+    const Key key{id, absl::Hash<absl::string_view>{}(AsAbsl(id))};
+    if (!buckets_.empty()) {
+      const uint16_t loaded = buckets_[key.hash & mask_].tags[0];
+      asm volatile("" : : "r"(loaded));  // a load, not a prefetch: see tree.h Touch()
+    }
+    return key;
   }
 
-  bool Contains(std::string_view id) const {
+  // The index of the id, if it was added.
+  std::optional<int32_t> Find(const Key& key) const {
     IndexAppended();
-    return set_.contains(AsAbsl(id));
+    if (buckets_.empty()) return std::nullopt;
+    const uint16_t tag = TagOf(key.hash);
+    for (size_t b = key.hash & mask_;; b = (b + 1) & mask_) {
+      const Bucket& bucket = buckets_[b];
+      for (int s = 0; s < kSlots; ++s) {
+        if (bucket.tags[s] == tag && ids_[bucket.index[s]] == key.id) return bucket.index[s];
+      }
+      if (!bucket.overflowed) return std::nullopt;
+    }
   }
+  std::optional<int32_t> Find(std::string_view id) const { return Find(KeyOf(id)); }
 
-  // Appends `id` (the caller checked it is new) and returns its index.
+  bool Contains(const Key& key) const { return Find(key).has_value(); }
+  bool Contains(std::string_view id) const { return Find(KeyOf(id)).has_value(); }
+
+  // Appends the id (the caller checked it is new) and returns its index.
+  int32_t Add(const Key& key) {
+    IndexAppended();
+    const int32_t index = AddUnindexed(std::string(key.id));
+    Insert(index, key.hash);
+    ++indexed_;
+    return index;
+  }
   int32_t Add(std::string id) {
     const int32_t index = AddUnindexed(std::move(id));
     IndexAppended();
     return index;
   }
 
-  // Appends `id` unless it is there already, with one hash probe: its new
-  // index, or nullopt (and nothing changed) for a duplicate.
+  // Appends `id` unless it is there already: its new index, or nullopt
+  // (and nothing changed) for a duplicate.
   std::optional<int32_t> TryAdd(std::string id) {
-    IndexAppended();
-    const int32_t index = AddUnindexed(std::move(id));
-    if (set_.insert(index).second) {
-      ++indexed_;
-      return index;
-    }
-    ids_.pop_back();
-    return std::nullopt;
+    const Key key = KeyOf(id);
+    if (Contains(key)) return std::nullopt;
+    return Add(key);
   }
 
   // Takes back the id added last, indexed or not.
   void RemoveLast() {
     const size_t last = ids_.size() - 1;
     if (indexed_ > last) {
-      set_.erase(static_cast<int32_t>(last));
+      Erase(static_cast<int32_t>(last));
       indexed_ = last;
     }
     ids_.pop_back();
@@ -81,7 +117,7 @@ class IdIndex {
   // Sizes the index for `ids` ids in all.
   void Reserve(int32_t ids) {
     ids_.reserve(ids);
-    set_.reserve(ids);
+    if (static_cast<size_t>(ids) > Capacity(buckets_.size())) Rehash(BucketsFor(ids));
   }
 
   const std::string& operator[](int32_t index) const { return ids_[index]; }
@@ -89,32 +125,90 @@ class IdIndex {
   int32_t size() const { return static_cast<int32_t>(ids_.size()); }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    const std::vector<std::string>* ids;
-    size_t operator()(int32_t i) const { return (*this)(absl::string_view((*ids)[i])); }
-    size_t operator()(absl::string_view id) const { return absl::Hash<absl::string_view>{}(id); }
+  static constexpr int kSlots = 10;
+  // Filled to at most 8 of 10 slots per bucket on average: a full bucket
+  // (rare at that load) sends ids on to the next one.
+  static constexpr size_t kLoadPerBucket = 8;
+
+  struct alignas(64) Bucket {
+    std::array<uint16_t, kSlots> tags{};  // 0: the slot is empty
+    bool overflowed = false;  // an id whose probe passed this bucket lies beyond it
+    std::array<int32_t, kSlots> index{};
   };
-  struct Eq {
-    using is_transparent = void;
-    const std::vector<std::string>* ids;
-    absl::string_view View(int32_t i) const { return (*ids)[i]; }
-    static absl::string_view View(absl::string_view id) { return id; }
-    template <typename A, typename B>
-    bool operator()(const A& a, const B& b) const {
-      return View(a) == View(b);
+  static_assert(sizeof(Bucket) == 64);
+
+  static uint16_t TagOf(size_t hash) {
+    const auto tag = static_cast<uint16_t>(hash >> 48);
+    return tag == 0 ? 1 : tag;
+  }
+  static size_t Capacity(size_t buckets) { return buckets * kLoadPerBucket; }
+  static size_t BucketsFor(size_t ids) {
+    size_t buckets = 1;
+    while (Capacity(buckets) < ids) buckets *= 2;
+    return buckets;
+  }
+  size_t HashOf(int32_t index) const {
+    return absl::Hash<absl::string_view>{}(AsAbsl(ids_[index]));
+  }
+
+  // Files `index` under `hash`, growing the table first if it is full.
+  // Const for the lookups that index appended ids (see IndexAppended).
+  void Insert(int32_t index, size_t hash) const {
+    if (indexed_ + 1 > Capacity(buckets_.size())) Rehash(BucketsFor(indexed_ + 1));
+    const uint16_t tag = TagOf(hash);
+    for (size_t b = hash & mask_;; b = (b + 1) & mask_) {
+      Bucket& bucket = buckets_[b];
+      for (int s = 0; s < kSlots; ++s) {
+        if (bucket.tags[s] == 0) {
+          bucket.tags[s] = tag;
+          bucket.index[s] = index;
+          return;
+        }
+      }
+      bucket.overflowed = true;
     }
-  };
+  }
+
+  // Empties the slot of `index`. Overflow marks stay: they only make a
+  // later miss look one bucket further.
+  void Erase(int32_t index) {
+    const size_t hash = HashOf(index);
+    for (size_t b = hash & mask_;; b = (b + 1) & mask_) {
+      Bucket& bucket = buckets_[b];
+      for (int s = 0; s < kSlots; ++s) {
+        if (bucket.tags[s] != 0 && bucket.index[s] == index) {
+          bucket.tags[s] = 0;
+          return;
+        }
+      }
+    }
+  }
+
+  // Rebuilds the table with `buckets` buckets from the ids indexed so far.
+  void Rehash(size_t buckets) const {
+    buckets_.assign(buckets, Bucket{});
+    mask_ = buckets - 1;
+    const size_t indexed = indexed_;
+    indexed_ = 0;
+    for (; indexed_ < indexed; ++indexed_) {
+      const auto index = static_cast<int32_t>(indexed_);
+      Insert(index, HashOf(index));
+    }
+  }
 
   // Hashes the ids appended since the last lookup. Lookups are const, so
-  // the set and its watermark are mutable: a cache of ids_.
+  // the table and its watermark are mutable: a cache of ids_.
   void IndexAppended() const {
-    for (; indexed_ < ids_.size(); ++indexed_) set_.insert(static_cast<int32_t>(indexed_));
+    for (; indexed_ < ids_.size(); ++indexed_) {
+      const auto index = static_cast<int32_t>(indexed_);
+      Insert(index, HashOf(index));
+    }
   }
 
   std::vector<std::string> ids_;
-  mutable absl::flat_hash_set<int32_t, Hash, Eq> set_;
-  mutable size_t indexed_ = 0;  // ids_[0, indexed_) are in set_
+  mutable HugePageVector<Bucket> buckets_;  // a power of two of them, or none
+  mutable size_t mask_ = 0;
+  mutable size_t indexed_ = 0;  // ids_[0, indexed_) are in buckets_
 };
 
 }  // namespace refpay::internal
