@@ -833,9 +833,13 @@ class Engine::Impl {
       pending_.push_back({member, rule, kind, static_cast<uint8_t>(level), raw, 0, 0, 0, 0});
     };
     // Levels (分销层级): walk up from the buyer's inviter, or the buyer
-    // itself under self_purchase.
-    MemberIndex cursor =
-        policy_.self_purchase ? MemberIndex(buyer) : tree_.Parent(MemberIndex(buyer));
+    // itself under self_purchase. The member after the cursor comes from
+    // the buyer's own node while it can (tree.h), so the first two levels
+    // cost one cache miss, not a chain of two.
+    const MemberIndex parent = tree_.Parent(MemberIndex(buyer));
+    MemberIndex cursor = policy_.self_purchase ? MemberIndex(buyer) : parent;
+    std::optional<MemberIndex> known_next =  // the member after the cursor, while known
+        policy_.self_purchase ? parent : tree_.Grandparent(MemberIndex(buyer));
     size_t level = 0;
     while (level < plan.levels.size() && cursor.valid()) {
       const int32_t m = cursor.value();
@@ -854,7 +858,11 @@ class Engine::Impl {
       } else if (!policy_.eligible_compress) {
         ++level;  // 不压缩: the level stays unpaid
       }
-      cursor = tree_.Parent(cursor);
+      // Only a level still to pay reads another node: a load nobody needs
+      // still holds up the order while it misses.
+      if (level == plan.levels.size()) break;
+      cursor = known_next ? *known_next : tree_.Parent(cursor);
+      known_next.reset();
     }
     // Team leader (队长奖) and peer (平级奖). The peer bonus goes to the
     // leader visited right after the first paid one.

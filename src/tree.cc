@@ -6,26 +6,28 @@
 namespace refpay {
 
 void MemberTree::Reserve(int32_t members) {
-  for (auto* column : {&parent_, &first_child_, &next_sibling_, &prev_sibling_, &nearest_leader_}) {
-    column->reserve(members);
-  }
-  is_leader_.reserve(members);
+  nodes_.reserve(members);
+  for (auto* column : {&first_child_, &next_sibling_, &prev_sibling_}) column->reserve(members);
 }
 
 MemberIndex MemberTree::Add(MemberIndex parent) {
   const int32_t m = size();
-  parent_.push_back(parent.value());
+  Node node;
+  if (parent.valid()) {
+    const int32_t p = parent.value();
+    node.parent = p;
+    node.grandparent = nodes_[p].parent;
+    node.nearest_leader = nodes_[p].is_leader ? p : nodes_[p].nearest_leader;
+  }
+  nodes_.push_back(node);
   first_child_.push_back(-1);
   next_sibling_.push_back(-1);
   prev_sibling_.push_back(-1);
-  is_leader_.push_back(0);
-  nearest_leader_.push_back(-1);
   if (parent.valid()) {
     const int32_t p = parent.value();
     next_sibling_[m] = first_child_[p];
     if (first_child_[p] >= 0) prev_sibling_[first_child_[p]] = m;
     first_child_[p] = m;
-    nearest_leader_[m] = is_leader_[p] ? p : nearest_leader_[p];
   }
   return MemberIndex(m);
 }
@@ -35,31 +37,35 @@ void MemberTree::Move(MemberIndex member, MemberIndex parent) {
   // Unlink from the old parent's child list.
   if (prev_sibling_[m] >= 0) {
     next_sibling_[prev_sibling_[m]] = next_sibling_[m];
-  } else if (parent_[m] >= 0) {
-    first_child_[parent_[m]] = next_sibling_[m];
+  } else if (nodes_[m].parent >= 0) {
+    first_child_[nodes_[m].parent] = next_sibling_[m];
   }
   if (next_sibling_[m] >= 0) prev_sibling_[next_sibling_[m]] = prev_sibling_[m];
   prev_sibling_[m] = -1;
   next_sibling_[m] = -1;
   // Link under the new parent.
-  parent_[m] = parent.value();
-  int32_t nearest = -1;
+  Node& node = nodes_[m];
+  node.parent = parent.value();
+  node.grandparent = -1;
+  node.nearest_leader = -1;
   if (parent.valid()) {
     const int32_t p = parent.value();
     next_sibling_[m] = first_child_[p];
     if (first_child_[p] >= 0) prev_sibling_[first_child_[p]] = m;
     first_child_[p] = m;
-    nearest = is_leader_[p] ? p : nearest_leader_[p];
+    node.grandparent = nodes_[p].parent;
+    node.nearest_leader = nodes_[p].is_leader ? p : nodes_[p].nearest_leader;
   }
-  nearest_leader_[m] = nearest;
-  if (!is_leader_[m]) RepairBelow(member, nearest);
+  // The children's grandparent is the new parent; deeper descendants keep theirs.
+  for (int32_t c = first_child_[m]; c >= 0; c = next_sibling_[c]) nodes_[c].grandparent = node.parent;
+  if (!node.is_leader) RepairBelow(member, node.nearest_leader);
 }
 
 void MemberTree::SetLeader(MemberIndex member, bool is_leader) {
   const int32_t m = member.value();
-  if ((is_leader_[m] != 0) == is_leader) return;
-  is_leader_[m] = is_leader ? 1 : 0;
-  RepairBelow(member, is_leader ? m : nearest_leader_[m]);
+  if ((nodes_[m].is_leader != 0) == is_leader) return;
+  nodes_[m].is_leader = is_leader ? 1 : 0;
+  RepairBelow(member, is_leader ? m : nodes_[m].nearest_leader);
 }
 
 void MemberTree::RepairBelow(MemberIndex member, int32_t leader_for_descendants) {
@@ -68,8 +74,8 @@ void MemberTree::RepairBelow(MemberIndex member, int32_t leader_for_descendants)
   while (!stack_.empty()) {
     const int32_t node = stack_.back();
     stack_.pop_back();
-    nearest_leader_[node] = leader_for_descendants;
-    if (is_leader_[node]) continue;  // its descendants see it first
+    nodes_[node].nearest_leader = leader_for_descendants;
+    if (nodes_[node].is_leader) continue;  // its descendants see it first
     for (int32_t c = first_child_[node]; c >= 0; c = next_sibling_[c]) stack_.push_back(c);
   }
 }
@@ -79,17 +85,17 @@ bool MemberTree::FromParents(const std::vector<int32_t>& parents,
   const auto n = static_cast<int32_t>(parents.size());
   if (leaders.size() != parents.size()) return false;
   MemberTree built;
-  built.parent_ = parents;
+  built.nodes_.resize(n);
   built.first_child_.assign(n, -1);
   built.next_sibling_.assign(n, -1);
   built.prev_sibling_.assign(n, -1);
-  built.nearest_leader_.assign(n, -1);
-  built.is_leader_.resize(n);
   for (int32_t m = n - 1; m >= 0; --m) {
     const int32_t p = parents[m];
     if (p < -1 || p >= n || p == m) return false;
-    built.is_leader_[m] = leaders[m] != 0 ? 1 : 0;
+    built.nodes_[m].parent = p;
+    built.nodes_[m].is_leader = leaders[m] != 0 ? 1 : 0;
     if (p < 0) continue;
+    built.nodes_[m].grandparent = parents[p];
     built.next_sibling_[m] = built.first_child_[p];
     if (built.first_child_[p] >= 0) built.prev_sibling_[built.first_child_[p]] = m;
     built.first_child_[p] = m;
@@ -106,7 +112,8 @@ bool MemberTree::FromParents(const std::vector<int32_t>& parents,
       stack.pop_back();
       ++reached;
       for (int32_t c = built.first_child_[node]; c >= 0; c = built.next_sibling_[c]) {
-        built.nearest_leader_[c] = built.is_leader_[node] ? node : built.nearest_leader_[node];
+        const Node& parent = built.nodes_[node];
+        built.nodes_[c].nearest_leader = parent.is_leader ? node : parent.nearest_leader;
         stack.push_back(c);
       }
     }
@@ -117,7 +124,7 @@ bool MemberTree::FromParents(const std::vector<int32_t>& parents,
 }
 
 bool MemberTree::IsInSubtree(MemberIndex node, MemberIndex root) const {
-  for (int32_t m = node.value(); m >= 0; m = parent_[m]) {
+  for (int32_t m = node.value(); m >= 0; m = nodes_[m].parent) {
     if (m == root.value()) return true;
   }
   return false;

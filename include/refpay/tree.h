@@ -2,15 +2,17 @@
 //
 // Members are numbered 0, 1, 2, … in join order; the tree keeps parents and
 // children in flat arrays (children as an intrusive sibling list, so a
-// rebind is O(1)) and caches every member's nearest leader ancestor, so an
-// order finds its team leader in O(1) instead of walking a long chain. The
-// cache is repaired locally when a leader is set or unset or a subtree moves.
+// rebind is O(1)) and caches every member's grandparent and nearest leader
+// ancestor beside its parent, so an order finds its first two levels and its
+// team leader in one cache line instead of walking a chain. The caches are
+// repaired locally when a leader is set or unset or a subtree moves.
 //
 //   refpay::MemberTree tree;
 //   refpay::MemberIndex a = tree.Add(refpay::MemberIndex::None());
 //   refpay::MemberIndex b = tree.Add(a);
 //   tree.SetLeader(a, true);
 //   tree.NearestLeaderAbove(b);  // == a
+//   tree.Grandparent(tree.Add(b));  // == a
 #ifndef REFPAY_TREE_H_
 #define REFPAY_TREE_H_
 
@@ -58,24 +60,30 @@ class MemberTree {
   // of its descendants (walks up from `node`).
   bool IsInSubtree(MemberIndex node, MemberIndex root) const;
 
-  MemberIndex Parent(MemberIndex m) const { return MemberIndex(parent_[m.value()]); }
-  bool IsLeader(MemberIndex m) const { return is_leader_[m.value()] != 0; }
+  // Parent(), Grandparent(), NearestLeaderAbove() and IsLeader() read one
+  // 16-byte node: asking all four of one member costs one cache miss.
+  MemberIndex Parent(MemberIndex m) const { return MemberIndex(nodes_[m.value()].parent); }
+  // The parent's parent, or None.
+  MemberIndex Grandparent(MemberIndex m) const {
+    return MemberIndex(nodes_[m.value()].grandparent);
+  }
+  bool IsLeader(MemberIndex m) const { return nodes_[m.value()].is_leader != 0; }
 
   // refpay::MemberTree::NearestLeaderAbove() is the closest strict ancestor
   // that is a leader, or None.
   MemberIndex NearestLeaderAbove(MemberIndex m) const {
-    return MemberIndex(nearest_leader_[m.value()]);
+    return MemberIndex(nodes_[m.value()].nearest_leader);
   }
 
-  int32_t size() const { return static_cast<int32_t>(parent_.size()); }
+  int32_t size() const { return static_cast<int32_t>(nodes_.size()); }
 
-  // refpay::MemberTree::Touch() loads what Parent() and
-  // NearestLeaderAbove() read for `m` and discards it, so that a caller who
-  // knows which members come next (a batch) overlaps their cache and TLB
-  // misses. A load, not a prefetch instruction: on the KVM machines we
-  // measured, prefetches that miss the TLB were dropped (docs/performance.md).
+  // refpay::MemberTree::Touch() loads the node of `m` and discards it, so
+  // that a caller who knows which members come next (a batch) overlaps
+  // their cache and TLB misses. A load, not a prefetch instruction: on the
+  // KVM machines we measured, prefetches that miss the TLB were dropped
+  // (docs/performance.md).
   void Touch(MemberIndex m) const {
-    const int32_t loaded = parent_[m.value()] + nearest_leader_[m.value()];
+    const int32_t loaded = nodes_[m.value()].parent;
     asm volatile("" : : "r"(loaded));
   }
 
@@ -89,16 +97,23 @@ class MemberTree {
   void Reserve(int32_t members);
 
  private:
+  // What an order reads of a member, aligned so that it never straddles
+  // two cache lines.
+  struct alignas(16) Node {
+    int32_t parent = -1;
+    int32_t grandparent = -1;
+    int32_t nearest_leader = -1;
+    int32_t is_leader = 0;
+  };
+
   // Sets the cached nearest leader of `member`'s descendants down to (and
   // including) the next leaders, which shield their own subtrees.
   void RepairBelow(MemberIndex member, int32_t leader_for_descendants);
 
-  std::vector<int32_t> parent_;
+  std::vector<Node> nodes_;
   std::vector<int32_t> first_child_;
   std::vector<int32_t> next_sibling_;
   std::vector<int32_t> prev_sibling_;
-  std::vector<int32_t> nearest_leader_;
-  std::vector<uint8_t> is_leader_;
   std::vector<int32_t> stack_;  // scratch for RepairBelow, kept to avoid allocation
 };
 

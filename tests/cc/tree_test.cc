@@ -8,6 +8,12 @@
 namespace refpay {
 namespace {
 
+// The parent's parent by two lookups: what the grandparent cache must equal.
+MemberIndex NaiveGrandparent(const MemberTree& tree, MemberIndex m) {
+  const MemberIndex parent = tree.Parent(m);
+  return parent.valid() ? tree.Parent(parent) : MemberIndex::None();
+}
+
 // The nearest leader by walking parents: what the cache must always equal.
 MemberIndex NaiveNearestLeader(const MemberTree& tree, MemberIndex m) {
   for (MemberIndex a = tree.Parent(m); a.valid(); a = tree.Parent(a)) {
@@ -39,7 +45,48 @@ TEST(MemberTreeTest, NearestLeaderFollowsRolesAndMoves) {
   EXPECT_TRUE(tree.IsInSubtree(c, c));
 }
 
-TEST(MemberTreeTest, CacheMatchesAWalkUnderRandomChanges) {
+TEST(MemberTreeTest, GrandparentFollowsAddsAndMoves) {
+  MemberTree tree;
+  const MemberIndex a = tree.Add(MemberIndex::None());
+  const MemberIndex b = tree.Add(a);
+  const MemberIndex c = tree.Add(b);
+  const MemberIndex d = tree.Add(c);
+  EXPECT_FALSE(tree.Grandparent(a).valid());
+  EXPECT_FALSE(tree.Grandparent(b).valid());
+  EXPECT_EQ(tree.Grandparent(c), a);
+  EXPECT_EQ(tree.Grandparent(d), b);
+  // Moving c changes its own grandparent and its children's, not deeper ones.
+  const MemberIndex e = tree.Add(MemberIndex::None());
+  const MemberIndex f = tree.Add(e);
+  const MemberIndex g = tree.Add(d);
+  tree.Move(c, f);
+  EXPECT_EQ(tree.Grandparent(c), e);
+  EXPECT_EQ(tree.Grandparent(d), f);
+  EXPECT_EQ(tree.Grandparent(g), c);
+  tree.Move(c, MemberIndex::None());
+  EXPECT_FALSE(tree.Grandparent(c).valid());
+  EXPECT_FALSE(tree.Grandparent(d).valid());
+}
+
+TEST(MemberTreeTest, FromParentsFillsTheCaches) {
+  // 0 <- 1 <- 2 <- 3, 0 <- 4, and a second root 5 <- 6; 1 and 5 lead.
+  const std::vector<int32_t> parents = {-1, 0, 1, 2, 0, -1, 5};
+  const std::vector<uint8_t> leaders = {0, 1, 0, 0, 0, 1, 0};
+  MemberTree tree;
+  ASSERT_TRUE(MemberTree::FromParents(parents, leaders, &tree));
+  ASSERT_EQ(tree.size(), 7);
+  for (int32_t i = 0; i < tree.size(); ++i) {
+    const MemberIndex m(i);
+    EXPECT_EQ(tree.Parent(m), MemberIndex(parents[i])) << i;
+    EXPECT_EQ(tree.Grandparent(m), NaiveGrandparent(tree, m)) << i;
+    EXPECT_EQ(tree.NearestLeaderAbove(m), NaiveNearestLeader(tree, m)) << i;
+  }
+  MemberTree cyclic;
+  EXPECT_FALSE(MemberTree::FromParents({1, 0}, {0, 0}, &cyclic));
+  EXPECT_FALSE(MemberTree::FromParents({5}, {0}, &cyclic));
+}
+
+TEST(MemberTreeTest, CachesMatchAWalkUnderRandomChanges) {
   std::mt19937 random(42);
   MemberTree tree;
   for (int step = 0; step < 20000; ++step) {
@@ -59,6 +106,8 @@ TEST(MemberTreeTest, CacheMatchesAWalkUnderRandomChanges) {
     if (step % 500 == 0 || step == 19999) {
       for (int32_t i = 0; i < tree.size(); ++i) {
         ASSERT_EQ(tree.NearestLeaderAbove(MemberIndex(i)), NaiveNearestLeader(tree, MemberIndex(i)))
+            << "member " << i << " at step " << step;
+        ASSERT_EQ(tree.Grandparent(MemberIndex(i)), NaiveGrandparent(tree, MemberIndex(i)))
             << "member " << i << " at step " << step;
       }
     }
