@@ -12,6 +12,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "absl/types/span.h"
+
 namespace refpay::internal {
 
 class ByteWriter {
@@ -30,7 +32,7 @@ class ByteWriter {
     Put<uint64_t>(s.size());
     out_.append(s.data(), s.size());
   }
-  void PutStrings(const std::vector<std::string>& strings) {
+  void PutStrings(absl::Span<const std::string> strings) {
     Put<uint64_t>(strings.size());
     for (const std::string& s : strings) PutString(s);
   }

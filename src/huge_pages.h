@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <vector>
@@ -26,6 +27,7 @@ struct HugePageAllocator {
   explicit HugePageAllocator(const HugePageAllocator<U>& /*other*/) {}
 
   T* allocate(size_t n) {
+    if (n > (SIZE_MAX - 2 * kHugePage) / sizeof(T)) throw std::bad_alloc();
     const size_t bytes = n * sizeof(T);
     if (bytes < kHugePage) {
       // Small arrays fit the TLB anyway: keep malloc's packing (aligned
@@ -36,13 +38,34 @@ struct HugePageAllocator {
       if (p == nullptr) throw std::bad_alloc();
       return static_cast<T*>(p);
     }
-    const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-    void* p = std::aligned_alloc(kHugePage, rounded);
-    if (p == nullptr) throw std::bad_alloc();
-    madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure keeps 4 KiB pages
-    return static_cast<T*>(p);
+    // Straight from the kernel, not from malloc: the advice then covers
+    // this array alone (madvise on a heap region would make later small
+    // allocations there fault 2 MiB at a time), and freeing it unmaps it.
+    const size_t rounded = Rounded(bytes);
+    void* p = mmap(nullptr, rounded + kHugePage, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    // Trim to a 2 MiB boundary, so that every page of the array can be huge.
+    const auto start = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t aligned = (start + kHugePage - 1) & ~(kHugePage - 1);
+    if (aligned > start) munmap(p, aligned - start);
+    if (const size_t tail = kHugePage - (aligned - start); tail > 0) {
+      munmap(reinterpret_cast<void*>(aligned + rounded), tail);
+    }
+    void* array = reinterpret_cast<void*>(aligned);
+    madvise(array, rounded, MADV_HUGEPAGE);  // advice only: failure keeps 4 KiB pages
+    return static_cast<T*>(array);
   }
-  void deallocate(T* p, size_t /*n*/) { std::free(p); }
+  void deallocate(T* p, size_t n) {
+    const size_t bytes = n * sizeof(T);
+    if (bytes < kHugePage) {
+      std::free(p);
+    } else {
+      munmap(p, Rounded(bytes));
+    }
+  }
+
+  static size_t Rounded(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
 
   template <typename U>
   bool operator==(const HugePageAllocator<U>& /*other*/) const {

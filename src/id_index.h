@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/hash/hash.h"
+#include "absl/types/span.h"
 #include "absl_compat.h"
 #include "huge_pages.h"
 
@@ -121,7 +122,7 @@ class IdIndex {
   }
 
   const std::string& operator[](int32_t index) const { return ids_[index]; }
-  const std::vector<std::string>& ids() const { return ids_; }
+  absl::Span<const std::string> ids() const { return ids_; }
   int32_t size() const { return static_cast<int32_t>(ids_.size()); }
 
  private:
@@ -205,7 +206,7 @@ class IdIndex {
     }
   }
 
-  std::vector<std::string> ids_;
+  HugePageVector<std::string> ids_;  // appended per order: see huge_pages.h
   mutable HugePageVector<Bucket> buckets_;  // a power of two of them, or none
   mutable size_t mask_ = 0;
   mutable size_t indexed_ = 0;  // ids_[0, indexed_) are in buckets_

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "refpay/event.h"
 #include "refpay/ledger.h"
 #include "refpay/policy.h"
@@ -107,8 +108,8 @@ class Engine {
 
   // refpay::Engine::member_ids() / order_ids() are the ids in join and
   // placement order: the meaning of the dense indices above.
-  const std::vector<std::string>& member_ids() const;
-  const std::vector<std::string>& order_ids() const;
+  absl::Span<const std::string> member_ids() const;
+  absl::Span<const std::string> order_ids() const;
 
   // refpay::Engine::Flags() lists check hits and cap cuts in the order they
   // happened.

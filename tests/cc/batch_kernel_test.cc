@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "gtest/gtest.h"
 #include "refpay/batch.h"
 #include "status_matchers.h"
@@ -127,7 +128,7 @@ Expected ByEngine(const char* policy, const Batch& b, absl::Time as_of) {
     if (e.table == "members") rejected_members.insert(e.row);
   }
   absl::flat_hash_map<std::string, int32_t> index;
-  const std::vector<std::string>& ids = settled->engine.member_ids();
+  const absl::Span<const std::string> ids = settled->engine.member_ids();
   for (size_t i = 0; i < ids.size(); ++i) index[ids[i]] = static_cast<int32_t>(i);
   const size_t m = b.members.inviter.size();
   for (auto [out, in] : {std::pair{&expected.by_row.pending, &totals->pending},

@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
+#include "absl/types/span.h"
 #include "gtest/gtest.h"
 #include "refpay/engine.h"
 #include "status_matchers.h"
@@ -738,7 +739,7 @@ struct ExplanationStats {
   if (from_ledger != from_balances) return ::testing::AssertionFailure() << "ledger ≠ balances";
   if (from_net != from_balances) return ::testing::AssertionFailure() << "net ledger ≠ balances";
   const MemberTotals totals = *engine.Totals(as_of);
-  const std::vector<std::string>& ids = engine.member_ids();
+  const absl::Span<const std::string> ids = engine.member_ids();
   for (size_t m = 0; m < ids.size(); ++m) {
     const int64_t columns[] = {totals.pending[m], totals.frozen[m], totals.available[m],
                                totals.held[m]};
@@ -880,7 +881,7 @@ TEST_P(InvariantsTest, RandomStreamsKeepTheLedgerSound) {
         order.refunds.emplace_back(
             parsed->at, order.AvailableAt(parsed->at, absl::Hours(24 * policy.hold_days)));
         ASSERT_LE(order.refunded, order.amount);
-        const std::vector<std::string>& ids = engine.order_ids();
+        const absl::Span<const std::string> ids = engine.order_ids();
         refunded_order =
             static_cast<int32_t>(std::find(ids.begin(), ids.end(), parsed->order) - ids.begin());
       }
