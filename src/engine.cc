@@ -637,9 +637,9 @@ class Engine::Impl {
                                      std::string_view field) const {
     const std::optional<int32_t> m = member_ids_.Find(key);
     if (!m) {
-      return Error(absl::StatusCode::kNotFound, "unknown_member",
-                   absl::StrCat(std::string(field), " \"", internal::AsAbsl(key.id),
-                                "\" has not joined"));
+      return Error(
+          absl::StatusCode::kNotFound, "unknown_member",
+          absl::StrCat(std::string(field), " \"", internal::AsAbsl(key.id), "\" has not joined"));
     }
     return *m;
   }

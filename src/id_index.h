@@ -133,7 +133,7 @@ class IdIndex {
 
   struct alignas(64) Bucket {
     std::array<uint16_t, kSlots> tags{};  // 0: the slot is empty
-    bool overflowed = false;  // an id whose probe passed this bucket lies beyond it
+    bool overflowed = false;              // an id whose probe passed this bucket lies beyond it
     std::array<int32_t, kSlots> index{};
   };
   static_assert(sizeof(Bucket) == 64);
@@ -206,7 +206,7 @@ class IdIndex {
     }
   }
 
-  HugePageVector<std::string> ids_;  // appended per order: see huge_pages.h
+  HugePageVector<std::string> ids_;         // appended per order: see huge_pages.h
   mutable HugePageVector<Bucket> buckets_;  // a power of two of them, or none
   mutable size_t mask_ = 0;
   mutable size_t indexed_ = 0;  // ids_[0, indexed_) are in buckets_

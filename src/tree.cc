@@ -57,7 +57,8 @@ void MemberTree::Move(MemberIndex member, MemberIndex parent) {
     node.nearest_leader = nodes_[p].is_leader ? p : nodes_[p].nearest_leader;
   }
   // The children's grandparent is the new parent; deeper descendants keep theirs.
-  for (int32_t c = first_child_[m]; c >= 0; c = next_sibling_[c]) nodes_[c].grandparent = node.parent;
+  for (int32_t c = first_child_[m]; c >= 0; c = next_sibling_[c])
+    nodes_[c].grandparent = node.parent;
   if (!node.is_leader) RepairBelow(member, node.nearest_leader);
 }
 
