@@ -12,24 +12,26 @@ void MemberTree::Reserve(int32_t members) {
 
 MemberIndex MemberTree::Add(MemberIndex parent) {
   const int32_t m = size();
-  Node node;
-  if (parent.valid()) {
-    const int32_t p = parent.value();
-    node.parent = p;
-    node.grandparent = nodes_[p].parent;
-    node.nearest_leader = nodes_[p].is_leader ? p : nodes_[p].nearest_leader;
-  }
-  nodes_.push_back(node);
+  nodes_.push_back(Node{});
   first_child_.push_back(-1);
   next_sibling_.push_back(-1);
   prev_sibling_.push_back(-1);
-  if (parent.valid()) {
-    const int32_t p = parent.value();
-    next_sibling_[m] = first_child_[p];
-    if (first_child_[p] >= 0) prev_sibling_[first_child_[p]] = m;
-    first_child_[p] = m;
-  }
+  LinkUnder(m, parent);
   return MemberIndex(m);
+}
+
+void MemberTree::LinkUnder(int32_t m, MemberIndex parent) {
+  Node& node = nodes_[m];
+  node.parent = parent.value();
+  node.grandparent = -1;
+  node.nearest_leader = -1;
+  if (!parent.valid()) return;
+  const int32_t p = parent.value();
+  next_sibling_[m] = first_child_[p];
+  if (first_child_[p] >= 0) prev_sibling_[first_child_[p]] = m;
+  first_child_[p] = m;
+  node.grandparent = nodes_[p].parent;
+  node.nearest_leader = nodes_[p].is_leader ? p : nodes_[p].nearest_leader;
 }
 
 void MemberTree::Move(MemberIndex member, MemberIndex parent) {
@@ -43,19 +45,8 @@ void MemberTree::Move(MemberIndex member, MemberIndex parent) {
   if (next_sibling_[m] >= 0) prev_sibling_[next_sibling_[m]] = prev_sibling_[m];
   prev_sibling_[m] = -1;
   next_sibling_[m] = -1;
-  // Link under the new parent.
-  Node& node = nodes_[m];
-  node.parent = parent.value();
-  node.grandparent = -1;
-  node.nearest_leader = -1;
-  if (parent.valid()) {
-    const int32_t p = parent.value();
-    next_sibling_[m] = first_child_[p];
-    if (first_child_[p] >= 0) prev_sibling_[first_child_[p]] = m;
-    first_child_[p] = m;
-    node.grandparent = nodes_[p].parent;
-    node.nearest_leader = nodes_[p].is_leader ? p : nodes_[p].nearest_leader;
-  }
+  LinkUnder(m, parent);
+  const Node& node = nodes_[m];
   // The children's grandparent is the new parent; deeper descendants keep theirs.
   for (int32_t c = first_child_[m]; c >= 0; c = next_sibling_[c])
     nodes_[c].grandparent = node.parent;

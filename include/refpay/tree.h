@@ -106,6 +106,10 @@ class MemberTree {
     int32_t is_leader = 0;
   };
 
+  // Puts unlinked member `m` first among `parent`'s children (None: a
+  // root) and fills its node from the parent's.
+  void LinkUnder(int32_t m, MemberIndex parent);
+
   // Sets the cached nearest leader of `member`'s descendants down to (and
   // including) the next leaders, which shield their own subtrees.
   void RepairBelow(MemberIndex member, int32_t leader_for_descendants);
