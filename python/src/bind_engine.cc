@@ -4,6 +4,7 @@
 // them). Times cross the boundary as int64 Unix microseconds.
 #include <pybind11/stl.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "bind.h"
 #include "refpay/batch.h"
 #include "refpay/engine.h"
@@ -26,6 +28,13 @@ namespace {
 
 py::object OptionalStr(const std::optional<std::string>& value) {
   return value ? py::object(py::str(*value)) : py::object(py::none());
+}
+
+// Ids cross as a Python list of str; pybind11 has no caster for absl::Span.
+py::list StrList(absl::Span<const std::string> ids) {
+  py::list list(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) list[i] = py::str(ids[i]);
+  return list;
 }
 
 absl::Time AsOf(int64_t as_of_us) { return absl::FromUnixMicros(as_of_us); }
@@ -306,8 +315,12 @@ void BindEngine(py::module_& m) {
       .def_property_readonly(
           "policy", [](const Engine& engine) { return engine.policy(); },
           "A copy of the policy the engine runs.")
-      .def_property_readonly("member_ids", &Engine::member_ids, "Member ids in join order.")
-      .def_property_readonly("order_ids", &Engine::order_ids, "Order ids in placement order.")
+      .def_property_readonly(
+          "member_ids", [](const Engine& engine) { return StrList(engine.member_ids()); },
+          "Member ids in join order.")
+      .def_property_readonly(
+          "order_ids", [](const Engine& engine) { return StrList(engine.order_ids()); },
+          "Order ids in placement order.")
       .def_property_readonly(
           "last_event_time",
           [](const Engine& engine) -> std::optional<int64_t> {
