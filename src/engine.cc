@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <new>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -1275,7 +1277,7 @@ class Engine::Impl {
                   internal::BatchRowMap& rows) {
     const auto m = static_cast<int32_t>(members.inviter.size());
     const auto n = static_cast<int32_t>(orders.buyer.size());
-    Reserve(m, n);
+    Reserve(m, n, /*populate=*/false);
     std::vector<int32_t>& member_of_row = rows.member_of_row;
     std::vector<int32_t>& order_of_row = rows.order_of_row;
     member_of_row.assign(m, -1);
@@ -1484,19 +1486,31 @@ class Engine::Impl {
     return SetRoleResolved(m, members.role[row], rank, true);
   }
 
-  // Sizes the columns for `members` more members and `orders` more orders.
-  void Reserve(int32_t members, int32_t orders) {
+  // Sizes the columns for `members` more members and `orders` more orders,
+  // the ledger for one entry per level and one for the leader of the
+  // default rule set per order; `populate` also faults their pages in
+  // (Engine::Reserve). The caller checked the totals fit an int32 index.
+  void Reserve(int32_t members, int32_t orders, bool populate) {
+    const auto size = [populate](size_t n, auto&... columns) {
+      (columns.reserve(n), ...);
+      if (populate) (internal::PopulateCapacity(columns), ...);
+    };
     const int32_t total = member_ids_.size() + members;
     tree_.Reserve(total);
-    member_ids_.Reserve(total);
-    roles_.reserve(total);
-    explicit_rank_.reserve(total);
-    region_.reserve(total);
-    identity_.reserve(total);
-    orders_.reserve(orders_.size() + orders);
-    order_ids_.Reserve(order_ids_.size() + orders);
-    size_t per_order = plans_[0].levels.size() + (plans_[0].leader != nullptr ? 1 : 0);
-    entries_.reserve(entries_.size() + per_order * orders);
+    member_ids_.Reserve(total, populate);
+    size(total, roles_, explicit_rank_, region_, identity_);
+    if (uses_.binding_time) size(total, bound_at_);
+    if (uses_.buyer_orders) size(total, last_order_);
+    if (uses_.referred_orders)
+      size(total, last_referred_, live_referred_orders_, live_referred_buyers_);
+    if (uses_.own_spend) size(total, own_spend_);
+    if (uses_.level1_stats) size(total, level1_orders_, level1_refunded_);
+    if (uses_.invites) size(total, valid_invites_);
+    if (uses_.arrivals) size(total, velocity_hit_, last_arrival_);
+    size(orders_.size() + orders, orders_);
+    order_ids_.Reserve(order_ids_.size() + orders, populate);
+    const size_t per_order = plans_[0].levels.size() + (plans_[0].leader != nullptr ? 1 : 0);
+    size(entries_.size() + per_order * orders, entries_);
   }
 
   // ---- Settlement: confirm and refund. -----------------------------------
@@ -2151,6 +2165,27 @@ Engine::Engine(Engine&&) noexcept = default;
 Engine& Engine::operator=(Engine&&) noexcept = default;
 
 absl::Status Engine::Apply(const Event& event) { return impl_->Apply(event); }
+absl::Status Engine::Reserve(int64_t members, int64_t orders) {
+  constexpr int64_t kMaxIndex = std::numeric_limits<int32_t>::max();
+  for (const auto& [name, count, held] : {std::tuple("members", members, member_count()),
+                                          std::tuple("orders", orders, order_count())}) {
+    if (count < 0 || count > kMaxIndex - held) {
+      return MakeError(absl::StatusCode::kInvalidArgument, "bad_value",
+                       absl::StrCat("Reserve: ", name, " must be in [0, ", kMaxIndex - held,
+                                    "] for an engine holding ", held, ", got ", count));
+    }
+  }
+  try {
+    impl_->Reserve(static_cast<int32_t>(members), static_cast<int32_t>(orders),
+                   /*populate=*/true);
+  } catch (const std::bad_alloc&) {
+    // Only capacity changed: the engine's contents are as they were.
+    return MakeError(absl::StatusCode::kResourceExhausted, "out_of_memory",
+                     absl::StrCat("Reserve: no memory for ", members, " more members and ", orders,
+                                  " more orders"));
+  }
+  return absl::OkStatus();
+}
 absl::Status Engine::ApplyJson(std::string_view json) { return impl_->ApplyJson(json); }
 absl::StatusOr<std::vector<LedgerRow>> Engine::Ledger(absl::Time as_of) const {
   return impl_->Ledger(as_of);

@@ -115,9 +115,12 @@ class IdIndex {
     return static_cast<int32_t>(ids_.size() - 1);
   }
 
-  // Sizes the index for `ids` ids in all.
-  void Reserve(int32_t ids) {
+  // Sizes the index for `ids` ids in all; `populate` also faults in the
+  // pages of the id column (PopulateCapacity). The table needs no such
+  // step: a rehash writes every bucket.
+  void Reserve(int32_t ids, bool populate = false) {
     ids_.reserve(ids);
+    if (populate) PopulateCapacity(ids_);
     if (static_cast<size_t>(ids) > Capacity(buckets_.size())) Rehash(BucketsFor(ids));
   }
 
@@ -191,16 +194,16 @@ class IdIndex {
     mask_ = buckets - 1;
     const size_t indexed = indexed_;
     indexed_ = 0;
-    for (; indexed_ < indexed; ++indexed_) {
-      const auto index = static_cast<int32_t>(indexed_);
-      Insert(index, HashOf(index));
-    }
+    IndexUpTo(indexed);
   }
 
   // Hashes the ids appended since the last lookup. Lookups are const, so
   // the table and its watermark are mutable: a cache of ids_.
-  void IndexAppended() const {
-    for (; indexed_ < ids_.size(); ++indexed_) {
+  void IndexAppended() const { IndexUpTo(ids_.size()); }
+
+  // Files ids_[indexed_, end) and moves the watermark to `end`.
+  void IndexUpTo(size_t end) const {
+    for (; indexed_ < end; ++indexed_) {
       const auto index = static_cast<int32_t>(indexed_);
       Insert(index, HashOf(index));
     }

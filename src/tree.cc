@@ -3,11 +3,17 @@
 #include <utility>
 #include <vector>
 
+#include "huge_pages.h"
+
 namespace refpay {
 
 void MemberTree::Reserve(int32_t members) {
   nodes_.reserve(members);
-  for (auto* column : {&first_child_, &next_sibling_, &prev_sibling_}) column->reserve(members);
+  internal::PopulateCapacity(nodes_);
+  for (auto* column : {&first_child_, &next_sibling_, &prev_sibling_}) {
+    column->reserve(members);
+    internal::PopulateCapacity(*column);
+  }
 }
 
 MemberIndex MemberTree::Add(MemberIndex parent) {

@@ -3,7 +3,7 @@
 //   settle_columns --data DIR/bin --policy P.toml --as-of MICROS
 //                  --mode kernel|ledger-kernel|totals|ledger|events
 //                  [--orders-limit K] [--repeat R] [--ids given|none]
-//                  [--out totals.i64]
+//                  [--reserve] [--out totals.i64]
 //
 // Reads the little-endian columns bench/compare/gen.py writes (members:
 // inviter.i32, joined_at.i64, leader.u8; orders: buyer.i32, amount.i64,
@@ -21,7 +21,9 @@
 //   events  Engine::Apply per event, in the order SettleBatch merges them
 //           (members before orders at one instant, then confirmations and
 //           refunds at their own times), each order's Apply timed alone
-//           (median, p99, max), then Engine::Totals
+//           (median, p99, p99.9, max), then Engine::Totals; --reserve
+//           first calls Engine::Reserve for all members and orders (timed
+//           apart as reserve_s), as a backend that knows its volume would
 //
 // and prints one JSON object. --out writes each member's total (pending +
 // frozen + available + held, fen) as int64, in member row order: in ledger
@@ -119,12 +121,17 @@ struct Args {
   int64_t orders_limit = -1;
   int repeat = 1;
   std::string ids = "given";
+  bool reserve = false;
 };
 
 Args Parse(int argc, char** argv) {
   Args args;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag == "--reserve") {
+      args.reserve = true;
+      continue;
+    }
     if (i + 1 >= argc) Die("missing value after " + flag);
     const std::string value = argv[++i];
     if (flag == "--data") {
@@ -150,13 +157,14 @@ Args Parse(int argc, char** argv) {
   if (args.data.empty() || args.policy.empty() || args.as_of == 0) {
     Die("usage: settle_columns --data DIR --policy P.toml --as-of MICROS "
         "--mode kernel|ledger-kernel|totals|ledger|events [--orders-limit K] [--repeat R] [--ids "
-        "given|none] [--out FILE]");
+        "given|none] [--reserve] [--out FILE]");
   }
   if (args.mode != "kernel" && args.mode != "ledger-kernel" && args.mode != "totals" &&
       args.mode != "ledger" && args.mode != "events")
     Die("bad --mode " + args.mode);
   if (args.ids != "given" && args.ids != "none") Die("bad --ids " + args.ids);
   if (args.ids == "none" && args.mode == "events") Die("--mode events needs --ids given");
+  if (args.reserve && args.mode != "events") Die("--reserve is for --mode events");
   return args;
 }
 
@@ -323,6 +331,14 @@ int main(int argc, char** argv) {
     int64_t refund_ns = 0;
     int64_t refunds = 0;
     refpay::Engine engine(*policy);
+    double reserve_s = 0;
+    if (args.reserve) {
+      const auto r0 = Clock::now();
+      if (const absl::Status status = engine.Reserve(m, n); !status.ok()) {
+        Die(std::string(status.message()));
+      }
+      reserve_s = Seconds(r0, Clock::now());
+    }
     refpay::Event event;
     const auto t0 = Clock::now();
     cpu0 = CpuSeconds();
@@ -375,9 +391,11 @@ int main(int argc, char** argv) {
     extra = absl::StrCat(
         ", \"events\": ", steps.size(), ", \"order_apply_p50_ns\": ", Percentile(order_ns, 0.5),
         ", \"order_apply_p99_ns\": ", Percentile(order_ns, 0.99),
+        ", \"order_apply_p999_ns\": ", Percentile(order_ns, 0.999),
         ", \"order_apply_max_ns\": ", order_ns.empty() ? 0 : order_ns.back(),
         ", \"order_apply_mean_ns\": ", order_ns.empty() ? 0 : sum / (int64_t)order_ns.size(),
-        ", \"refund_apply_mean_ns\": ", refunds ? refund_ns / refunds : 0);
+        ", \"refund_apply_mean_ns\": ", refunds ? refund_ns / refunds : 0,
+        ", \"reserve_s\": ", reserve_s);
   }
   if (!args.out.empty()) WriteTotals(args.out, totals);
   std::printf(

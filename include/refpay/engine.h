@@ -79,6 +79,18 @@ class Engine {
   // duplicate_order, bad_amount, unknown_order, over_refund, overflow.
   absl::Status Apply(const Event& event);
 
+  // refpay::Engine::Reserve() makes room for `members` more members and
+  // `orders` more orders (their ledger sized for the default rule set's
+  // levels and leader), and on Linux faults that memory in now. Until the
+  // room is used, the event path then neither grows an array (a copy of
+  // all of it) nor takes a page fault: a backend that knows its volume
+  // calls it at start-up. The memory is taken up front, about 120 bytes per
+  // member and 100 per order (docs/performance.md). InvalidArgument
+  // (bad_value) for a negative count or totals past 2147483647, and
+  // ResourceExhausted (out_of_memory) when the memory cannot be had; the
+  // engine's contents do not change either way.
+  absl::Status Reserve(int64_t members, int64_t orders);
+
   // refpay::Engine::ApplyJson() parses one SPEC §2 JSON object and applies
   // it; parse errors (bad_event, bad_time, bad_amount) change nothing. A
   // re-delivered `event_id` is recognised even when the copy is malformed.

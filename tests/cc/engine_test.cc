@@ -1,5 +1,6 @@
 #include "refpay/engine.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ namespace {
 
 using ::refpay::testing::HasReason;
 using ::refpay::testing::IsOk;
+using ::refpay::testing::MessageHas;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -254,6 +256,41 @@ TEST(EngineDifferentialTest, PaysRateDifferencesAndPeer) {
   // S1 (silver 3%) 30.00; S2 silver earns no difference but is the peer:
   // 10% × 30.00 = 3.00; G gold 5% − 3% = 20.00.
   EXPECT_THAT(rows, ElementsAre("G leader 20.00", "S1 leader 30.00", "S2 peer 3.00"));
+}
+
+TEST_F(EngineTest, ReserveRefusesBadCountsAndChangesNothing) {
+  const std::string before = State(engine_);
+  EXPECT_THAT(engine_.Reserve(-1, 10), HasReason("bad_value"));
+  EXPECT_THAT(engine_.Reserve(-1, 10), MessageHas("members must be in [0, 2147483644]"));
+  EXPECT_THAT(engine_.Reserve(0, int64_t{1} << 31),
+              MessageHas("orders must be in [0, 2147483646]"));
+  EXPECT_EQ(State(engine_), before);
+}
+
+TEST_F(EngineTest, ReservedRoomIsFilledWithoutMovingAndPaysTheSame) {
+  Engine unreserved = MakeEngine(R"({"levels": [{"rate": "10%"}, {"rate": "5%"}],
+                                     "binding": {"mode": "protected", "protection_days": 30},
+                                     "settlement": {"hold_days": 7}})");
+  for (const std::string& e : {Join("A", nullptr), Join("B", "A"), Join("C", "B"),
+                               Order("o1", "C", "100", "2026-03-02T10:00:00+08:00")}) {
+    ASSERT_THAT(unreserved.ApplyJson(e), IsOk());
+  }
+  ASSERT_THAT(engine_.Reserve(200, 200), IsOk());
+  const std::string* member_ids = engine_.member_ids().data();
+  const std::string* order_ids = engine_.order_ids().data();
+  for (int i = 0; i < 200; ++i) {
+    const std::string member = absl::StrCat("m", i), order = absl::StrCat("p", i);
+    const std::string inviter = i == 0 ? "C" : absl::StrCat("m", i / 2);
+    for (const std::string& e :
+         {Join(member.c_str(), inviter.c_str(), "2026-03-03T10:00:00+08:00"),
+          Order(order.c_str(), member.c_str(), "12.34", "2026-03-03T10:00:00+08:00")}) {
+      ASSERT_THAT(engine_.ApplyJson(e), IsOk());
+      ASSERT_THAT(unreserved.ApplyJson(e), IsOk());
+    }
+  }
+  EXPECT_EQ(engine_.member_ids().data(), member_ids);  // no array grew: no copy
+  EXPECT_EQ(engine_.order_ids().data(), order_ids);
+  EXPECT_EQ(State(engine_), State(unreserved));
 }
 
 TEST(EngineDeterminismTest, SameEventsSameOutput) {
