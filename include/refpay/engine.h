@@ -84,11 +84,12 @@ class Engine {
   // levels and leader), and on Linux faults that memory in now. Until the
   // room is used, the event path then neither grows an array (a copy of
   // all of it) nor takes a page fault: a backend that knows its volume
-  // calls it at start-up. The memory is taken up front, about 120 bytes per
-  // member and 100 per order (docs/performance.md). InvalidArgument
-  // (bad_value) for a negative count or totals past 2147483647, and
-  // ResourceExhausted (out_of_memory) when the memory cannot be had; the
-  // engine's contents do not change either way.
+  // calls it at start-up. The memory is taken up front: about 95 bytes per
+  // member and 250 per order under the standard policy
+  // (docs/performance.md). InvalidArgument (bad_value) for a negative
+  // count or totals past 2147483647, and ResourceExhausted (out_of_memory)
+  // when the memory cannot be had; the engine's contents do not change
+  // either way.
   absl::Status Reserve(int64_t members, int64_t orders);
 
   // refpay::Engine::ApplyJson() parses one SPEC §2 JSON object and applies

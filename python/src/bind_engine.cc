@@ -239,6 +239,14 @@ void BindEngine(py::module_& m) {
           "apply_json(text) applies one SPEC §2 event, or raises EventError / "
           "UnknownIdError and changes nothing.")
       .def(
+          "reserve",
+          [](Engine& engine, int64_t members, int64_t orders) {
+            ThrowIfError(engine.Reserve(members, orders), ErrorFamily::kEvent);
+          },
+          py::arg("members"), py::arg("orders"),
+          "reserve(members, orders) makes room for that many more members and orders "
+          "(Engine::Reserve).")
+      .def(
           "apply_json_many",
           [](Engine& engine, const std::vector<std::string>& events) {
             std::vector<std::tuple<int64_t, std::string, std::string>> rejected;

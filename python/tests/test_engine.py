@@ -215,3 +215,17 @@ def test_engine_needs_a_policy():
         refpay.Engine({"levels": []})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="mapping"):
         refpay.Engine(refpay.Policy.from_dict({})).apply("join")  # type: ignore[arg-type]
+
+
+def test_reserve_changes_no_result_and_refuses_bad_counts():
+    reserved = refpay.Engine(refpay.Policy.from_dict(
+        {"levels": [{"fixed": "20.00"}, {"rate": "10%"}], "settlement": {"hold_days": 7}}))
+    reserved.reserve(members=100, orders=100)
+    for event in TREE:
+        reserved.apply(event)
+    pd.testing.assert_frame_equal(reserved.ledger(AS_OF), engine_with_tree().ledger(AS_OF))
+    for members, orders in [(-1, 0), (0, 2**31)]:
+        with pytest.raises(refpay.EventError, match="must be in") as error:
+            reserved.reserve(members, orders)
+        assert error.value.code == "bad_value"
+    assert (reserved.member_count, reserved.order_count) == (3, 1)
