@@ -1,6 +1,8 @@
 #include "refpay/batch.h"
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <utility>
@@ -56,6 +58,31 @@ std::vector<BatchStep> Merge(std::vector<std::vector<BatchStep>> streams) {
   return merged;
 }
 
+// Integer ids say both which rows repeat and how an id reads; the event
+// path takes strings, so the engine is given the table with each integer
+// written as its decimal string. Returns `table` itself if it has none.
+template <typename Table>
+const Table& WithStringIds(const Table& table, Table& copy) {
+  if (table.int_ids.empty()) return table;
+  copy = table;
+  copy.int_ids.clear();
+  copy.ids.reserve(table.int_ids.size());
+  for (const int64_t id : table.int_ids) copy.ids.push_back(absl::StrCat(id));
+  return copy;
+}
+
+// Both id forms of one table cannot be given at once.
+absl::Status CheckIdForms(const std::vector<std::string>& ids, const std::vector<int64_t>& int_ids,
+                          size_t rows, const char* table) {
+  REFPAY_RETURN_IF_ERROR(CheckColumn(ids.size(), rows, table, "ids", true));
+  REFPAY_RETURN_IF_ERROR(CheckColumn(int_ids.size(), rows, table, "int_ids", true));
+  if (!ids.empty() && !int_ids.empty()) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "bad_batch",
+                     absl::StrCat(table, " has both ids and int_ids: give one"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 namespace internal {
@@ -63,7 +90,7 @@ namespace internal {
 absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& orders) {
   const size_t m = members.inviter.size();
   const size_t n = orders.buyer.size();
-  REFPAY_RETURN_IF_ERROR(CheckColumn(members.ids.size(), m, "members", "ids", true));
+  REFPAY_RETURN_IF_ERROR(CheckIdForms(members.ids, members.int_ids, m, "members"));
   REFPAY_RETURN_IF_ERROR(CheckColumn(members.joined_at.size(), m, "members", "joined_at", false));
   for (const auto& [column, name] :
        {std::pair{&members.role, "role"}, std::pair{&members.rank, "rank"},
@@ -71,7 +98,7 @@ absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& o
         std::pair{&members.phone, "phone"}, std::pair{&members.payment, "payment"}}) {
     REFPAY_RETURN_IF_ERROR(CheckColumn(column->size(), m, "members", name, true));
   }
-  REFPAY_RETURN_IF_ERROR(CheckColumn(orders.ids.size(), n, "orders", "ids", true));
+  REFPAY_RETURN_IF_ERROR(CheckIdForms(orders.ids, orders.int_ids, n, "orders"));
   REFPAY_RETURN_IF_ERROR(CheckColumn(orders.amount.size(), n, "orders", "amount", false));
   REFPAY_RETURN_IF_ERROR(CheckColumn(orders.at.size(), n, "orders", "at", false));
   REFPAY_RETURN_IF_ERROR(CheckColumn(orders.category.size(), n, "orders", "category", true));
@@ -103,8 +130,11 @@ absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& m
   }
   const std::vector<BatchStep> steps = Merge(std::move(streams));
 
+  BatchMembers members_with_strings;
+  BatchOrders orders_with_strings;
   BatchResult result{Engine(std::move(policy)), {}};
-  ApplyBatchSteps(result.engine, steps, members, orders, result.errors, rows);
+  ApplyBatchSteps(result.engine, steps, WithStringIds(members, members_with_strings),
+                  WithStringIds(orders, orders_with_strings), result.errors, rows);
   return result;
 }
 

@@ -17,11 +17,13 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -104,12 +106,17 @@ std::string PolicyNeedsEngine(const Policy& policy) {
 // misses than a hash set of 10 million strings. Equal hashes count as a
 // repeat; the caller then lets the engine decide, which finds the exact
 // duplicates (a true 64-bit collision only costs the fast path).
-bool SurelyDistinct(const std::vector<std::string>& ids) {
+template <typename Id>
+bool SurelyDistinct(const std::vector<Id>& ids) {
   constexpr int kBucketBits = 16;
   HugePageVector<uint64_t> hashes(ids.size());
   std::vector<uint32_t> starts((size_t{1} << kBucketBits) + 1, 0);
   for (size_t i = 0; i < ids.size(); ++i) {
-    hashes[i] = absl::Hash<std::string_view>()(ids[i]);
+    if constexpr (std::is_same_v<Id, std::string>) {
+      hashes[i] = absl::Hash<std::string_view>()(ids[i]);
+    } else {
+      hashes[i] = absl::Hash<Id>()(ids[i]);
+    }
     ++starts[(hashes[i] >> (64 - kBucketBits)) + 1];
   }
   std::partial_sum(starts.begin(), starts.end(), starts.begin());
@@ -123,6 +130,13 @@ bool SurelyDistinct(const std::vector<std::string>& ids) {
     if (std::adjacent_find(first, last) != last) return false;
   }
   return true;
+}
+
+// Integer ids as SurelyDistinct, with the common case of auto-increment
+// keys (strictly increasing: distinct) in one pass.
+bool IntsSurelyDistinct(const std::vector<int64_t>& ids) {
+  if (std::adjacent_find(ids.begin(), ids.end(), std::greater_equal<>()) == ids.end()) return true;
+  return SurelyDistinct(ids);
 }
 
 bool TextsOk(const std::vector<std::string>& column, std::string_view field, bool is_id) {
@@ -162,6 +176,8 @@ std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
   if (!members.ids.empty() &&
       (!TextsOk(members.ids, "member", true) || !SurelyDistinct(members.ids)))
     return "member ids are empty, too long or repeated";
+  // An integer's decimal string is never empty, too long or unprintable.
+  if (!IntsSurelyDistinct(members.int_ids)) return "member ids are repeated";
   for (const auto& [field, column] :
        {std::pair{"region", &members.region}, std::pair{"device", &members.device},
         std::pair{"phone", &members.phone}, std::pair{"payment", &members.payment}}) {
@@ -216,6 +232,7 @@ std::string OrdersNeedEngine(const RowTree& tree, const BatchOrders& orders, int
   const auto m = static_cast<int32_t>(tree.nodes.size());
   if (!orders.ids.empty() && (!TextsOk(orders.ids, "id", true) || !SurelyDistinct(orders.ids)))
     return "order ids are empty, too long or repeated";
+  if (!IntsSurelyDistinct(orders.int_ids)) return "order ids are repeated";
   if (!TextsOk(orders.category, "category", false)) return "an order category is too long";
   int64_t last = std::numeric_limits<int64_t>::min();
   for (const int64_t t : tree.joined_at) last = std::max(last, t);

@@ -55,9 +55,13 @@ inline constexpr int64_t kNoTime = std::numeric_limits<int64_t>::min();
 
 // refpay::BatchMembers is the member table. Optional string columns may be
 // left empty (then every member has ""); otherwise they have one value per
-// row.
+// row. Ids come as strings (`ids`), as integers (`int_ids`: each stands for
+// its decimal string, "-7" for -7, so results are the same as for those
+// strings; checking integers spares building and hashing strings), or not
+// at all (each row's id is then its row number).
 struct BatchMembers {
   std::vector<std::string> ids;
+  std::vector<int64_t> int_ids;                             // instead of ids
   std::vector<int32_t> inviter;                             // row of the inviter, -1 for none
   std::vector<int64_t> joined_at;                           // Unix microseconds
   std::vector<std::string> role;                            // optional; "" = none
@@ -66,9 +70,10 @@ struct BatchMembers {
 };
 
 // refpay::BatchOrders is the order table; each row may carry its
-// confirmation and one refund.
+// confirmation and one refund. Ids as for BatchMembers.
 struct BatchOrders {
   std::vector<std::string> ids;
+  std::vector<int64_t> int_ids;        // instead of ids
   std::vector<int32_t> buyer;          // row in BatchMembers
   std::vector<int64_t> amount;         // fen
   std::vector<int64_t> at;             // Unix microseconds

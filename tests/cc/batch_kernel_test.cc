@@ -365,6 +365,69 @@ void ExpectSameLedger(const LedgerColumns& got, const LedgerColumns& want) {
   EXPECT_EQ(got.kind_names, want.kind_names);
 }
 
+// Integer ids stand for their decimal strings: the same totals, ledger,
+// errors and engine ids as the strings give, on the kernel and engine paths.
+TEST(SettleTotalsTest, IntegerIdsSettleAsTheirDecimalStrings) {
+  const char* policy_json = kKernelPolicies[0];
+  const Policy policy = *Policy::FromJson(policy_json);
+  Batch ints = CleanBatch(4, false, 200, 1500);
+  // Member ids out of order and negative too (7919 is prime to 1000);
+  // order ids increasing, as auto-increment keys are.
+  for (int64_t row = 0; row < 200; ++row) ints.members.int_ids.push_back(row * 7919 % 1000 - 500);
+  for (int64_t o = 0; o < 1500; ++o) ints.orders.int_ids.push_back(o * 3);
+  auto as_strings = [](const Batch& b) {
+    Batch strings = b;
+    strings.members.int_ids.clear();
+    strings.orders.int_ids.clear();
+    for (int64_t id : b.members.int_ids) strings.members.ids.push_back(absl::StrCat(id));
+    for (int64_t id : b.orders.int_ids) strings.orders.ids.push_back(absl::StrCat(id));
+    return strings;
+  };
+  const absl::Time as_of = absl::FromUnixMicros(ints.last + kDay);
+  auto expect_same = [&](const Batch& b, const std::string& reason) {
+    const Batch strings = as_strings(b);
+    absl::StatusOr<BatchTotals> got = SettleTotals(policy, b.members, b.orders, as_of);
+    absl::StatusOr<BatchTotals> want = SettleTotals(policy, strings.members, strings.orders, as_of);
+    ASSERT_THAT(got, IsOk());
+    ASSERT_THAT(want, IsOk());
+    EXPECT_EQ(got->engine_reason, reason);
+    ExpectSameTotals(got->by_row, want->by_row);
+    EXPECT_EQ(Errors(*got), Errors(*want));
+    absl::StatusOr<BatchLedger> ledger = SettleLedger(policy, b.members, b.orders, as_of);
+    absl::StatusOr<BatchLedger> ledger_want =
+        SettleLedger(policy, strings.members, strings.orders, as_of);
+    ASSERT_THAT(ledger, IsOk());
+    ASSERT_THAT(ledger_want, IsOk());
+    ExpectSameLedger(ledger->ledger, ledger_want->ledger);
+    absl::StatusOr<BatchResult> engine = SettleBatch(policy, b.members, b.orders);
+    absl::StatusOr<BatchResult> engine_want = SettleBatch(policy, strings.members, strings.orders);
+    ASSERT_THAT(engine, IsOk());
+    ASSERT_THAT(engine_want, IsOk());
+    EXPECT_TRUE(std::equal(engine->engine.member_ids().begin(), engine->engine.member_ids().end(),
+                           engine_want->engine.member_ids().begin(),
+                           engine_want->engine.member_ids().end()));
+    EXPECT_EQ(engine->engine.Snapshot(), engine_want->engine.Snapshot());
+  };
+  expect_same(ints, "");
+  Batch repeated_member = ints;
+  repeated_member.members.int_ids[8] = repeated_member.members.int_ids[2];
+  expect_same(repeated_member, "member ids are repeated");
+  Batch repeated_order = ints;
+  repeated_order.orders.int_ids[8] = repeated_order.orders.int_ids[2];
+  expect_same(repeated_order, "order ids are repeated");
+
+  Batch both = ints;
+  both.members.ids = as_strings(ints).members.ids;
+  absl::StatusOr<BatchTotals> bad = SettleTotals(policy, both.members, both.orders, as_of);
+  EXPECT_THAT(bad, HasReason("bad_batch"));
+  EXPECT_NE(bad.status().message().find("members has both ids and int_ids"), std::string::npos);
+  Batch short_ids = ints;
+  short_ids.orders.int_ids.pop_back();
+  bad = SettleTotals(policy, short_ids.members, short_ids.orders, as_of);
+  EXPECT_THAT(bad, HasReason("bad_batch"));
+  EXPECT_NE(bad.status().message().find("orders.int_ids"), std::string::npos);
+}
+
 TEST(SettleLedgerTest, KernelWritesTheEnginesLedgerRowForRow) {
   for (const char* policy : kKernelPolicies) {
     for (uint64_t seed = 1; seed <= 4; ++seed) {
