@@ -42,7 +42,11 @@ DEFAULT_BIN = ROOT / "build" / "bin" / "refpay_settle_columns"
 
 # name → (kind, argument (a C++ mode and its options, or a worker peer), what it is)
 PEERS: dict[str, tuple[str, str, str]] = {
-    "refpay_cc_kernel": ("cc", "kernel", "refpay C++ `SettleTotals` (columnar kernel)"),
+    "refpay_cc_kernel_int_ids": ("cc", "kernel --ids int",
+                                 "refpay C++ `SettleTotals` (columnar kernel), integer id columns "
+                                 "(checked; what `refpay.settle_totals` passes for integer ids)"),
+    "refpay_cc_kernel": ("cc", "kernel",
+                         "refpay C++ `SettleTotals` (columnar kernel), string id columns"),
     "refpay_cc_kernel_no_ids": ("cc", "kernel --ids none",
                                 "refpay C++ `SettleTotals`, no id columns (rows are the ids, "
                                 "as the peers assume)"),
@@ -62,7 +66,9 @@ PEERS: dict[str, tuple[str, str, str]] = {
     "python": ("py", "python", "pure-Python loop over orders"),
 }
 DEFAULT_PEERS = tuple(PEERS)
-REFERENCE = "refpay_cc_kernel"
+# The reference takes the ids as the peers' tables have them, integers, and
+# checks them (the peers do not).
+REFERENCE = "refpay_cc_kernel_int_ids"
 
 
 @dataclass
@@ -368,7 +374,8 @@ def main() -> int:
         "",
         "`seconds` (wall clock) and `CPU s` (all threads) are from data in the peer's own "
         "memory (C++ vectors, DuckDB tables, DataFrames, Python lists) to per-member totals; "
-        "the ratios divide them by refpay C++ batch's (below 1 = faster than refpay). "
+        "the ratios divide them by the first row's, refpay C++ with integer ids (below 1 = "
+        "faster than it). "
         "`load s` (reading the files into that memory) is separate. `process CPU s` and "
         "`peak RSS` are the whole subprocess's, load included (/usr/bin/time). On a shared "
         "machine the CPU ratio is the steadier one. Every row's per-member totals were "

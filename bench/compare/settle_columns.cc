@@ -2,7 +2,7 @@
 //
 //   settle_columns --data DIR/bin --policy P.toml --as-of MICROS
 //                  --mode kernel|ledger-kernel|totals|ledger|events
-//                  [--orders-limit K] [--repeat R] [--ids given|none]
+//                  [--orders-limit K] [--repeat R] [--ids given|int|none]
 //                  [--reserve] [--out totals.i64]
 //
 // Reads the little-endian columns bench/compare/gen.py writes (members:
@@ -28,7 +28,9 @@
 // and prints one JSON object. --out writes each member's total (pending +
 // frozen + available + held, fen) as int64, in member row order: in ledger
 // mode the sums of the ledger table's rows, so that path is checked too.
-// --ids none leaves both id columns empty (the batch's ids are then its
+// --ids int gives the ids as integer columns (int_ids: the row numbers,
+// what refpay.settle_totals passes for integer ids); --ids none leaves both
+// id columns empty (the batch's ids are then its
 // row numbers, which need no checking: what the peers assume).
 // --repeat R runs a kernel mode R times and reports the fastest run.
 // --orders-limit K keeps only the first K orders (the pure-Python peer's
@@ -44,6 +46,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -157,13 +160,13 @@ Args Parse(int argc, char** argv) {
   if (args.data.empty() || args.policy.empty() || args.as_of == 0) {
     Die("usage: settle_columns --data DIR --policy P.toml --as-of MICROS "
         "--mode kernel|ledger-kernel|totals|ledger|events [--orders-limit K] [--repeat R] [--ids "
-        "given|none] [--reserve] [--out FILE]");
+        "given|int|none] [--reserve] [--out FILE]");
   }
   if (args.mode != "kernel" && args.mode != "ledger-kernel" && args.mode != "totals" &&
       args.mode != "ledger" && args.mode != "events")
     Die("bad --mode " + args.mode);
-  if (args.ids != "given" && args.ids != "none") Die("bad --ids " + args.ids);
-  if (args.ids == "none" && args.mode == "events") Die("--mode events needs --ids given");
+  if (args.ids != "given" && args.ids != "int" && args.ids != "none") Die("bad --ids " + args.ids);
+  if (args.ids != "given" && args.mode == "events") Die("--mode events needs --ids given");
   if (args.reserve && args.mode != "events") Die("--reserve is for --mode events");
   return args;
 }
@@ -221,6 +224,12 @@ int main(int argc, char** argv) {
   if (ids) {
     orders.ids.reserve(n);
     for (size_t i = 0; i < n; ++i) orders.ids.push_back(absl::StrCat(i));
+  }
+  if (args.ids == "int") {
+    members.int_ids.resize(m);
+    std::iota(members.int_ids.begin(), members.int_ids.end(), 0);
+    orders.int_ids.resize(n);
+    std::iota(orders.int_ids.begin(), orders.int_ids.end(), 0);
   }
   const absl::Time as_of = absl::FromUnixMicros(args.as_of);
   const auto load1 = Clock::now();

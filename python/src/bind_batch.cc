@@ -110,6 +110,7 @@ BatchMembers ReadMembers(const py::dict& columns) {
   BatchMembers members;
   ColumnReader reader(columns, "members");
   reader.Strings("ids", &members.ids);
+  reader.Numbers("int_ids", &members.int_ids);
   reader.Numbers("inviter", &members.inviter);
   reader.Numbers("joined_at", &members.joined_at);
   reader.Strings("role", &members.role);
@@ -126,6 +127,7 @@ BatchOrders ReadOrders(const py::dict& columns) {
   BatchOrders orders;
   ColumnReader reader(columns, "orders");
   reader.Strings("ids", &orders.ids);
+  reader.Numbers("int_ids", &orders.int_ids);
   reader.Numbers("buyer", &orders.buyer);
   reader.Numbers("amount", &orders.amount);
   reader.Numbers("at", &orders.at);

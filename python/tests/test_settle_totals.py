@@ -100,3 +100,39 @@ def test_bad_as_of_raises_the_engines_error() -> None:
     with pytest.raises(refpay.RefpayError, match="precedes the last event"):
         refpay.settle_totals(members, orders, refpay.Policy.from_dict(KERNEL_POLICY),
                              as_of=members["joined_at"].iloc[0])
+
+
+@pytest.mark.parametrize("repeat", [None, "members", "orders"])
+def test_integer_ids_settle_as_their_strings(repeat: str | None) -> None:
+    # Integer ids reach C++ as integers (int_ids); every result, errors for
+    # a repeated id included, must be what their str() gives.
+    members, orders = clean_tables(seed=11, members=200, orders=1500)
+    member_ids = np.arange(200, dtype=np.int64) * 7919 % 1000 - 500  # unordered, negative too
+    row_of = {f"m{i}": i for i in range(200)}
+    members = members.assign(
+        member=member_ids,
+        inviter=pd.array([None if pd.isna(i) else member_ids[row_of[i]] for i in members["inviter"]],
+                         dtype="Int64"))
+    orders = orders.assign(id=np.arange(1500, dtype=np.int64) * 3,
+                           buyer=member_ids[[row_of[b] for b in orders["buyer"]]])
+    if repeat == "members":
+        members.loc[8, "member"] = members.loc[2, "member"]
+    elif repeat == "orders":
+        orders.loc[8, "id"] = orders.loc[2, "id"]
+    strings_members = members.assign(member=members["member"].astype(str),
+                                     inviter=members["inviter"].astype(str).where(
+                                         members["inviter"].notna(), None))
+    strings_orders = orders.assign(id=orders["id"].astype(str), buyer=orders["buyer"].astype(str))
+    policy = refpay.Policy.from_dict(KERNEL_POLICY)
+    for settle in (refpay.settle_totals, refpay.settle_ledger):
+        got = settle(members, orders, policy)
+        want = settle(strings_members, strings_orders, policy)
+        assert (got.engine_reason == "") == (repeat is None)
+        pd.testing.assert_frame_equal(got.totals, want.totals)
+        pd.testing.assert_frame_equal(got.errors, want.errors)
+    got = refpay.settle(members, orders, policy)
+    want = refpay.settle(strings_members, strings_orders, policy)
+    pd.testing.assert_frame_equal(got.ledger, want.ledger)
+    pd.testing.assert_frame_equal(got.errors, want.errors)
+    if repeat is not None:
+        assert f"duplicate_{repeat[:-1]}" in set(got.errors["code"])

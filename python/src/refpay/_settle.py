@@ -208,8 +208,26 @@ class _Columns:
     inviter_ids: _Ids
     unknown_buyer: np.ndarray  # order rows whose buyer id is not a member
     buyer_ids: _Ids
-    member_ids: pa.LargeStringArray
-    order_ids: pa.LargeStringArray
+    member_id_column: _Ids
+    order_id_column: _Ids
+
+    @property
+    def member_ids(self) -> pa.LargeStringArray:
+        return self.member_id_column.strings
+
+    @property
+    def order_ids(self) -> pa.LargeStringArray:
+        """Made on first use: integer order ids reach C++ as integers and
+        become strings only if a flag or an error names one."""
+        return self.order_id_column.strings
+
+
+def _id_columns(ids: _Ids) -> dict[str, Any]:
+    """An id column as SettleBatch takes it: integers as ``int_ids`` (each
+    stands for its str(), so results are the same), others as strings."""
+    if ids.integers is not None:
+        return {"int_ids": ids.integers}
+    return {"ids": _buffers(ids.strings)}
 
 
 def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
@@ -232,7 +250,7 @@ def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
         unknown_inviter = (inviter < 0) & ~inviter_ids.missing
         inviter[unknown_inviter] = -2  # out of range: SettleBatch rejects the join
     member_columns: dict[str, Any] = {
-        "ids": _buffers(member_ids.strings),
+        **_id_columns(member_ids),
         "joined_at": time_column_micros(members["joined_at"], "members.joined_at", required=True),
         "inviter": inviter,
     }
@@ -240,9 +258,9 @@ def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
         if column in members.columns:
             member_columns[column] = _buffers(_strings(members[column]))
 
-    order_ids = _Ids(orders["id"], "orders.id", nullable=False).strings
+    order_ids = _Ids(orders["id"], "orders.id", nullable=False)
     order_columns: dict[str, Any] = {
-        "ids": _buffers(order_ids),
+        **_id_columns(order_ids),
         "buyer": buyer,
         "amount": _fen(orders, "amount", "orders", missing_is_zero=False),
         "at": time_column_micros(orders["at"], "orders.at", required=True),
@@ -264,7 +282,7 @@ def _batch_columns(members: pd.DataFrame, orders: pd.DataFrame) -> _Columns:
         order_columns["refund_amount"] = refund
         order_columns["refunded_at"] = refunded_at
     return _Columns(member_columns, order_columns, unknown_inviter, inviter_ids, buyer < 0,
-                    buyer_ids, member_ids.strings, order_ids)
+                    buyer_ids, member_ids, order_ids)
 
 
 def _prepare(members: Any, orders: Any, policy: Policy, as_of: TimeLike | None,
