@@ -58,19 +58,6 @@ std::vector<BatchStep> Merge(std::vector<std::vector<BatchStep>> streams) {
   return merged;
 }
 
-// Integer ids say both which rows repeat and how an id reads; the event
-// path takes strings, so the engine is given the table with each integer
-// written as its decimal string. Returns `table` itself if it has none.
-template <typename Table>
-const Table& WithStringIds(const Table& table, Table& copy) {
-  if (table.int_ids.empty()) return table;
-  copy = table;
-  copy.int_ids.clear();
-  copy.ids.reserve(table.int_ids.size());
-  for (const int64_t id : table.int_ids) copy.ids.push_back(absl::StrCat(id));
-  return copy;
-}
-
 // Both id forms of one table cannot be given at once.
 absl::Status CheckIdForms(const std::vector<std::string>& ids, const std::vector<int64_t>& int_ids,
                           size_t rows, const char* table) {
@@ -130,11 +117,8 @@ absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& m
   }
   const std::vector<BatchStep> steps = Merge(std::move(streams));
 
-  BatchMembers members_with_strings;
-  BatchOrders orders_with_strings;
   BatchResult result{Engine(std::move(policy)), {}};
-  ApplyBatchSteps(result.engine, steps, WithStringIds(members, members_with_strings),
-                  WithStringIds(orders, orders_with_strings), result.errors, rows);
+  ApplyBatchSteps(result.engine, steps, members, orders, result.errors, rows);
   return result;
 }
 

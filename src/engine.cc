@@ -1284,15 +1284,20 @@ class Engine::Impl {
     order_of_row.assign(n, -1);
     // Row-number ids given to an engine without ids of that kind cannot
     // repeat, so they skip the duplicate check and the hashing.
-    const bool new_member_ids = members.ids.empty() && member_ids_.size() == 0;
-    const bool new_order_ids = orders.ids.empty() && order_ids_.size() == 0;
-    // Ids default to row numbers, written into a scratch string per table.
+    const bool new_member_ids =
+        members.ids.empty() && members.int_ids.empty() && member_ids_.size() == 0;
+    const bool new_order_ids =
+        orders.ids.empty() && orders.int_ids.empty() && order_ids_.size() == 0;
+    // Integer ids, or else row numbers, are written as decimal strings into
+    // a scratch string per table.
     std::string member_scratch;
     std::string order_scratch;
     auto id_of = [&](const std::vector<std::string>& ids, int32_t row) -> std::string_view {
       if (!ids.empty()) return ids[row];
-      std::string& scratch = &ids == &members.ids ? member_scratch : order_scratch;
-      scratch = absl::StrCat(row);
+      const bool of_members = &ids == &members.ids;
+      const std::vector<int64_t>& int_ids = of_members ? members.int_ids : orders.int_ids;
+      std::string& scratch = of_members ? member_scratch : order_scratch;
+      scratch = int_ids.empty() ? absl::StrCat(row) : absl::StrCat(int_ids[row]);
       return scratch;
     };
     auto member_at = [&](int32_t row, std::string_view field) -> absl::StatusOr<int32_t> {
