@@ -44,39 +44,78 @@ namespace {
 using internal::HugePageVector;
 
 constexpr int64_t kMicrosPerDay = 86'400'000'000;  // hold_days, as the engine counts them
+// An order's entries are counted in a byte: its levels and a leader.
+constexpr size_t kMaxKernelLevels = 64;
 
-// What AmountRule::Compute pays, in int64 arithmetic while the product
-// fits (bases up to kMaxFenForInt64Product, about 92 billion yuan), else
-// by Compute itself.
-int64_t Pay(const AmountRule& rule, int64_t base, RoundingMode rounding) {
-  if (base > kMaxFenForInt64Product)
-    return rule.Compute(Money::FromFen(base), rounding).amount.fen();
-  switch (rule.kind) {
-    case AmountRule::Kind::kFixed:
-      return rule.fixed.fen();
-    case AmountRule::Kind::kRate:
-      return RoundProduct(base * rule.rate.ppm(), rounding).fen();
-    case AmountRule::Kind::kTiers:
-      break;
-  }
-  if (rule.mode == TierMode::kWhole) {
+// An AmountRule compiled for the order pass: what AmountRule::Compute
+// pays, in int64 arithmetic while the product fits (bases up to
+// kMaxFenForInt64Product, about 92 billion yuan; larger ones go to Compute
+// itself). A whole-mode tier becomes the inclusive range of fen it
+// contains, so that choosing one is two compares, and rounding is inline.
+class KernelRule {
+ public:
+  KernelRule(const AmountRule& rule, RoundingMode rounding) : rule_(&rule), rounding_(rounding) {
     for (const Tier& tier : rule.tiers) {
-      if (!tier.Contains(Money::FromFen(base))) continue;
-      if (tier.fixed) return tier.fixed->fen();
-      return RoundProduct(base * tier.rate->ppm(), rounding).fen();
+      constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+      constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+      CompiledTier& t = tiers_.emplace_back();
+      t.lower = tier.lower ? tier.lower->fen() : 0;
+      t.upper = tier.upper ? tier.upper->fen() : kMax;
+      // `above L` is `from L + 1` and `below U` is `upto U - 1`; such a
+      // bound at the very end of int64 contains nothing.
+      bool empty = false;
+      t.first = tier.lower ? t.lower : kMin;
+      if (tier.lower && !tier.lower_inclusive)
+        empty |= __builtin_add_overflow(t.lower, 1, &t.first);
+      t.last = t.upper;
+      if (tier.upper && !tier.upper_inclusive) empty |= __builtin_sub_overflow(t.upper, 1, &t.last);
+      if (empty) t.first = kMax, t.last = kMin;
+      t.is_fixed = tier.fixed.has_value();
+      t.value = tier.fixed ? tier.fixed->fen() : tier.rate->ppm();
     }
-    return 0;
   }
-  // Marginal: the slices sum to at most base × 100%, so the sum fits too.
-  int64_t exact = 0;
-  for (const Tier& tier : rule.tiers) {
-    const int64_t lower = tier.lower ? tier.lower->fen() : 0;
-    if (base <= lower) break;
-    const int64_t top = tier.upper && tier.upper->fen() < base ? tier.upper->fen() : base;
-    exact += (top - lower) * tier.rate->ppm();
+
+  int64_t Pay(int64_t base) const {
+    if (base > kMaxFenForInt64Product)
+      return rule_->Compute(Money::FromFen(base), rounding_).amount.fen();
+    switch (rule_->kind) {
+      case AmountRule::Kind::kFixed:
+        return rule_->fixed.fen();
+      case AmountRule::Kind::kRate:
+        return Round(base * rule_->rate.ppm());
+      case AmountRule::Kind::kTiers:
+        break;
+    }
+    if (rule_->mode == TierMode::kWhole) {
+      for (const CompiledTier& tier : tiers_) {
+        if (base < tier.first || base > tier.last) continue;
+        return tier.is_fixed ? tier.value : Round(base * tier.value);
+      }
+      return 0;
+    }
+    // Marginal: the slices sum to at most base × 100%, so the sum fits too.
+    int64_t exact = 0;
+    for (const CompiledTier& tier : tiers_) {
+      if (base <= tier.lower) break;
+      exact += (std::min(tier.upper, base) - tier.lower) * tier.value;
+    }
+    return Round(exact);
   }
-  return RoundProduct(exact, rounding).fen();
-}
+
+ private:
+  struct CompiledTier {
+    int64_t first, last;   // whole mode: the bases it contains, inclusive
+    int64_t lower, upper;  // marginal mode: the slice (lower, upper]
+    bool is_fixed;
+    int64_t value;  // fen if is_fixed, else ppm
+  };
+
+  int64_t Round(int64_t fen_ppm) const { return RoundProduct(fen_ppm, rounding_).fen(); }
+
+  const AmountRule* rule_;
+  RoundingMode rounding_;
+  std::vector<CompiledTier> tiers_;
+};
 
 // Why the kernel cannot settle under `policy` ("" if it can): any rule
 // whose amount depends on earlier events or on more than the leader marks.
@@ -91,6 +130,8 @@ std::string PolicyNeedsEngine(const Policy& policy) {
   if (policy.checks.split_orders) return "the policy has checks.split_orders";
   if (policy.checks.velocity) return "the policy has checks.velocity";
   if (policy.checks.refund_rate) return "the policy has checks.refund_rate";
+  if (policy.rules.levels.size() > kMaxKernelLevels)
+    return absl::StrCat("the policy pays more than ", kMaxKernelLevels, " levels");
   for (size_t i = 0; i < policy.rules.levels.size(); ++i) {
     if (!policy.rules.levels[i].by_rank.empty()) return absl::StrCat("levels[", i, "] has by_rank");
   }
@@ -153,19 +194,25 @@ int64_t ValueOr(const std::vector<int64_t>& column, size_t row, int64_t absent) 
   return column.empty() ? absent : column[row];
 }
 
-// The member tree in row space, with each member's nearest leader above
-// and join time: the columns the order pass reads at random rows.
+// The member tree in row space. Everything an order reads about its buyer
+// sits in one 32-byte node, never split across cache lines: the first
+// ancestors (the paid levels of any usual policy), the nearest leader above
+// and how far up it is, the join time. One random load per order then
+// serves the levels, the leader and the join check.
+constexpr size_t kNodeAncestors = 3;
+struct alignas(32) Node {
+  std::array<int32_t, kNodeAncestors> up;  // inviter, its inviter, ...; -1 past the root
+  int32_t nearest_leader;                  // closest strict ancestor leader, -1 for none
+  int32_t leader_distance;                 // levels up to it: 1 for the inviter
+  uint16_t depth;                          // ancestors, saturating
+  uint8_t is_leader;
+  int64_t joined_at;
+};
+static_assert(sizeof(Node) == 32, "a node is half a cache line");
+
 struct RowTree {
-  // A member's inviter and nearest leader side by side: an order reads
-  // both for its buyer, and one cache miss then serves the two.
-  struct Node {
-    int32_t parent;          // inviter row, -1 for none
-    int32_t nearest_leader;  // closest strict ancestor leader, -1
-  };
   HugePageVector<Node> nodes;
-  HugePageVector<uint8_t> is_leader;
-  HugePageVector<uint8_t> depth;  // ancestors, up to 255
-  HugePageVector<int64_t> joined_at;
+  int64_t last_join = std::numeric_limits<int64_t>::min();
 };
 
 // Builds the tree if every member row would join (its inviter joined
@@ -184,21 +231,22 @@ std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
     if (!TextsOk(*column, field, false)) return absl::StrCat("a member ", field, " is too long");
   }
   if (!AllEmpty(members.rank)) return "members have ranks";
-  tree.is_leader.assign(m, 0);
+  tree.nodes.resize(m);  // zeros
   for (int32_t row = 0; row < static_cast<int32_t>(members.role.size()); ++row) {
     const std::string& role = members.role[row];
     if (role.empty()) continue;
     if (role != "leader") return absl::StrCat("member row ", row, " has role \"", role, "\"");
-    tree.is_leader[row] = 1;
+    tree.nodes[row].is_leader = 1;
   }
   // Join order: stable by time, as SettleBatch merges the rows (row order
   // itself when the times are sorted, the usual case).
-  std::vector<int32_t> order(m);
-  std::iota(order.begin(), order.end(), 0);
   const std::vector<int64_t>& at = members.joined_at;
   const bool in_row_order = std::is_sorted(at.begin(), at.end());
+  std::vector<int32_t> order;     // rows in join order, if not row order
   std::vector<int32_t> position;  // row → place in join order, if not row order
   if (!in_row_order) {
+    order.resize(m);
+    std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(),
                      [&](int32_t a, int32_t b) { return at[a] < at[b]; });
     position.resize(m);
@@ -207,77 +255,58 @@ std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
   auto joins_before = [&](int32_t a, int32_t b) {
     return in_row_order ? a < b : position[a] < position[b];
   };
-  tree.nodes.resize(m);
-  for (int32_t row = 0; row < m; ++row) tree.nodes[row] = {members.inviter[row], -1};
-  tree.joined_at.assign(at.begin(), at.end());
-  tree.depth.assign(m, 0);
-  for (const int32_t row : order) {
-    const int32_t p = tree.nodes[row].parent;
-    if (p < 0) {
-      if (p != -1) return absl::StrCat("member row ", row, " has inviter row ", p);
-      continue;
-    }
+  // Links `row` under its inviter, whose node is complete: it joined first.
+  auto link = [&](int32_t row) -> std::string {
+    Node& node = tree.nodes[row];
+    const int32_t p = members.inviter[row];
+    node.up.fill(-1);
+    node.up[0] = p;
+    node.nearest_leader = -1;
+    node.joined_at = at[row];
+    tree.last_join = std::max(tree.last_join, at[row]);
+    if (p < 0) return p == -1 ? "" : absl::StrCat("member row ", row, " has inviter row ", p);
     if (p >= m || !joins_before(p, row))
       return absl::StrCat("member row ", row, "'s inviter has not joined before it");
-    tree.nodes[row].nearest_leader = tree.is_leader[p] ? p : tree.nodes[p].nearest_leader;
-    tree.depth[row] = tree.depth[p] == 255 ? 255 : tree.depth[p] + 1;
+    const Node& parent = tree.nodes[p];
+    std::copy(parent.up.begin(), parent.up.end() - 1, node.up.begin() + 1);
+    if (parent.is_leader) {
+      node.nearest_leader = p;
+      node.leader_distance = 1;
+    } else if (parent.nearest_leader >= 0) {
+      node.nearest_leader = parent.nearest_leader;
+      node.leader_distance = parent.leader_distance + 1;
+    }
+    if (parent.depth < std::numeric_limits<uint16_t>::max()) {
+      node.depth = static_cast<uint16_t>(parent.depth + 1);
+    } else {
+      node.depth = parent.depth;
+    }
+    return "";
+  };
+  for (int32_t i = 0; i < m; ++i) {
+    if (std::string why = link(in_row_order ? i : order[i]); !why.empty()) return why;
   }
   return "";
 }
 
-// Why some order row would be rejected or settle differently from the
-// kernel's reading ("" if none): the engine's checks of order, confirm and
-// refund rows, and as_of not before the last event.
-std::string OrdersNeedEngine(const RowTree& tree, const BatchOrders& orders, int64_t as_of) {
-  const auto m = static_cast<int32_t>(tree.nodes.size());
+// Why the orders' ids or categories would be refused ("" if none). The
+// rest of what the engine checks of an order row (its buyer, amount, times
+// and refund) the order pass checks as it reads the row.
+std::string OrderTextsNeedEngine(const BatchOrders& orders) {
   if (!orders.ids.empty() && (!TextsOk(orders.ids, "id", true) || !SurelyDistinct(orders.ids)))
     return "order ids are empty, too long or repeated";
   if (!IntsSurelyDistinct(orders.int_ids)) return "order ids are repeated";
   if (!TextsOk(orders.category, "category", false)) return "an order category is too long";
-  int64_t last = std::numeric_limits<int64_t>::min();
-  for (const int64_t t : tree.joined_at) last = std::max(last, t);
-  // The buyer's join time is a random load per order; asking for it a few
-  // orders ahead overlaps those misses instead of waiting on each in turn.
-  constexpr size_t kPrefetchAhead = 16;
-  const size_t n = orders.buyer.size();
-  for (size_t o = 0; o < n; ++o) {
-    if (o + kPrefetchAhead < n) {
-      const int32_t ahead = orders.buyer[o + kPrefetchAhead];
-      if (ahead >= 0 && ahead < m) __builtin_prefetch(&tree.joined_at[ahead]);
-    }
-    const int32_t buyer = orders.buyer[o];
-    const int64_t at = orders.at[o];
-    if (buyer < 0 || buyer >= m || tree.joined_at[buyer] > at || orders.amount[o] <= 0)
-      return absl::StrCat("order row ", o, " would be rejected");
-    last = std::max(last, at);
-    const int64_t confirmed = ValueOr(orders.confirmed_at, o, kNoTime);
-    if (confirmed != kNoTime) {
-      if (confirmed < at) return absl::StrCat("order row ", o, " is confirmed before it is placed");
-      last = std::max(last, confirmed);
-    }
-    const int64_t refund = ValueOr(orders.refund_amount, o, 0);
-    if (refund != 0) {
-      if (refund < 0 || refund > orders.amount[o] || orders.refunded_at[o] < at)
-        return absl::StrCat("order row ", o, "'s refund would be rejected");
-      last = std::max(last, orders.refunded_at[o]);
-    }
-  }
-  if (as_of < last) return "as_of precedes the last event";
   return "";
 }
 
-// The team leader paid on an order of `buyer`, -1 for none: the buyer with
-// include_self, else the nearest leader above within max_depth.
-int32_t LeaderOf(const LeaderRule& leader, const RowTree& tree, int32_t buyer) {
-  if (leader.include_self && tree.is_leader[buyer]) return buyer;
-  if (!leader.max_depth) return tree.nodes[buyer].nearest_leader;
-  int32_t m = buyer;
-  for (int depth = 0; depth < *leader.max_depth; ++depth) {
-    m = tree.nodes[m].parent;
-    if (m < 0) return -1;
-    if (tree.is_leader[m]) return m;
-  }
-  return -1;
+// The team leader paid on an order of the member at `row` with `node`, -1
+// for none: the buyer with include_self, else the nearest leader above
+// within max_depth.
+int32_t LeaderOf(const LeaderRule& leader, const Node& node, int32_t row) {
+  if (leader.include_self && node.is_leader) return row;
+  if (leader.max_depth && node.leader_distance > *leader.max_depth) return -1;
+  return node.nearest_leader;
 }
 
 // Member totals per status, by member row: [pending, frozen, available,
@@ -318,31 +347,38 @@ bool AddToSums(const SettledOrder& order, StatusSums& sums) {
 
 // Order rows in placement order: by time, equal times in row order, as
 // SettleBatch merges them (the engine numbers orders, and writes its
-// ledger, in this order).
+// ledger, in this order). Empty when that is row order, the usual case.
 std::vector<int32_t> PlacementOrder(const BatchOrders& orders) {
+  if (std::is_sorted(orders.at.begin(), orders.at.end())) return {};
   std::vector<int32_t> rows(orders.at.size());
   std::iota(rows.begin(), rows.end(), 0);
-  if (!std::is_sorted(orders.at.begin(), orders.at.end())) {
-    std::stable_sort(rows.begin(), rows.end(),
-                     [&](int32_t a, int32_t b) { return orders.at[a] < orders.at[b]; });
-  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [&](int32_t a, int32_t b) { return orders.at[a] < orders.at[b]; });
   return rows;
 }
 
+std::string Rejected(int32_t row) { return absl::StrCat("order row ", row, " would be rejected"); }
+
 // Settles every order and hands it to `sink` (a callable taking a
 // SettledOrder and returning false to stop: an overflow, which the engine
-// then reports), in the order of `rows`; false if the sink stopped. `sums`
-// is only prefetched here, ahead of the sink adding to it.
+// then reports), in the order of `rows` (row order if empty). Returns ""
+// if every order settled, else why the engine must settle instead: the
+// first row, in that order, that the engine would reject or settle
+// differently (its buyer, amount, times and refund are checked here, as
+// the pass reads them), an overflow, or `now` before the last event.
+// `sums` is only prefetched here, ahead of the sink adding to it.
 //
-// Orders go in chunks, in two stages: first every order's beneficiaries
-// (one tree level at a time across the chunk, so its random loads overlap
-// instead of queueing behind each other, then a prefetch of their sums),
-// then the amounts. Per order, the work is the engine's: levels from the
-// buyer's inviter (the buyer itself under self_purchase), then the leader,
-// filled in that priority within order_total.
+// Orders go in chunks, in three stages, so that each stage's random loads
+// overlap instead of queueing behind each other: the buyers' nodes are
+// asked for; each order's beneficiaries are read from its buyer's node and
+// their sums asked for; then the amounts. Per order, the work is the
+// engine's: levels from the buyer's inviter (the buyer itself under
+// self_purchase), then the leader, filled in that priority within
+// order_total.
 template <typename Sink>
-bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& orders,
-               const std::vector<int32_t>& rows, int64_t now, const StatusSums& sums, Sink&& sink) {
+std::string RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& orders,
+                      const std::vector<int32_t>& rows, int64_t now, const StatusSums& sums,
+                      Sink&& sink) {
   constexpr size_t kChunk = 64;
   const RoundingMode rounding = policy.rounding;
   const RuleSet& rules = policy.rules;
@@ -356,62 +392,99 @@ bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& ord
                ? RoundProduct(base * cap->ppm(), RoundingMode::kDown).fen()
                : ApplyRate(Money::FromFen(base), *cap, RoundingMode::kDown).fen();
   };
-  auto rule_of = [&](size_t k, size_t paid_levels) -> const AmountRule& {
-    return k < paid_levels ? rules.levels[k].amount : rules.leader->amount;
+  std::vector<KernelRule> level_rules;
+  for (const LevelRule& level : rules.levels) level_rules.emplace_back(level.amount, rounding);
+  std::optional<KernelRule> leader_rule;
+  if (rules.leader) leader_rule.emplace(rules.leader->amount, rounding);
+  auto rule_of = [&](size_t k, size_t paid_levels) -> const KernelRule& {
+    return k < paid_levels ? level_rules[k] : *leader_rule;
   };
+  const HugePageVector<Node>& nodes = tree.nodes;
+  const auto m = static_cast<int32_t>(nodes.size());
+  int64_t last = tree.last_join;
   // Scratch for one chunk: no allocation per order.
   std::vector<int32_t> who(kChunk * width);
+  std::array<int32_t, kChunk> row{};
   std::array<int32_t, kChunk> buyer{};
-  std::array<int32_t, kChunk> cursor{};
   std::array<uint8_t, kChunk> paid_levels{};
   std::array<uint8_t, kChunk> count{};
   std::vector<int64_t> raw(width);
   std::vector<int64_t> paid(width);
   std::vector<int64_t> kept(width);
-  const size_t n = rows.size();
+  const size_t n = rows.empty() ? orders.buyer.size() : rows.size();
   for (size_t begin = 0; begin < n; begin += kChunk) {
-    const size_t size = std::min(kChunk, n - begin);
+    size_t size = std::min(kChunk, n - begin);
+    // A bad row ends the chunk; the rows before it are still checked
+    // first, so the reason names the first bad row.
+    std::string bad_row;
     for (size_t i = 0; i < size; ++i) {
-      buyer[i] = orders.buyer[rows[begin + i]];
-      cursor[i] = policy.self_purchase ? buyer[i] : tree.nodes[buyer[i]].parent;
-      count[i] = 0;
-    }
-    for (size_t level = 0; level < levels; ++level) {
-      for (size_t i = 0; i < size; ++i) {
-        if (cursor[i] < 0) continue;
-        who[i * width + count[i]++] = cursor[i];
-        cursor[i] = tree.nodes[cursor[i]].parent;
+      row[i] = rows.empty() ? static_cast<int32_t>(begin + i) : rows[begin + i];
+      buyer[i] = orders.buyer[row[i]];
+      if (buyer[i] < 0 || buyer[i] >= m) {
+        bad_row = Rejected(row[i]);
+        size = i;
+        break;
       }
+      __builtin_prefetch(&nodes[buyer[i]]);
     }
     for (size_t i = 0; i < size; ++i) {
-      paid_levels[i] = count[i];
+      const Node& node = nodes[buyer[i]];
+      if (node.joined_at > orders.at[row[i]]) {
+        bad_row = Rejected(row[i]);
+        size = i;
+        break;
+      }
+      int32_t* beneficiaries = &who[i * width];
+      size_t c = 0;
+      if (policy.self_purchase && c < levels) beneficiaries[c++] = buyer[i];
+      // The node holds the first ancestors; a deeper level walks on.
+      for (size_t up = 0; c < levels; ++up) {
+        const int32_t a = up < kNodeAncestors ? node.up[up] : nodes[beneficiaries[c - 1]].up[0];
+        if (a < 0) break;
+        beneficiaries[c++] = a;
+      }
+      paid_levels[i] = static_cast<uint8_t>(c);
       if (rules.leader) {
-        const int32_t bonus = LeaderOf(*rules.leader, tree, buyer[i]);
-        if (bonus >= 0) who[i * width + count[i]++] = bonus;
+        const int32_t bonus = LeaderOf(*rules.leader, node, buyer[i]);
+        if (bonus >= 0) beneficiaries[c++] = bonus;
       }
-      for (size_t k = 0; k < count[i]; ++k) __builtin_prefetch(&sums[who[i * width + k]], 1);
+      count[i] = static_cast<uint8_t>(c);
+      for (size_t k = 0; k < c; ++k) __builtin_prefetch(&sums[beneficiaries[k]], 1);
     }
     for (size_t i = 0; i < size; ++i) {
-      const int32_t o = rows[begin + i];
+      const int32_t o = row[i];
+      const int64_t amount = orders.amount[o];
+      const int64_t at = orders.at[o];
+      if (amount <= 0) return Rejected(o);
+      last = std::max(last, at);
+      const int64_t confirmed = ValueOr(orders.confirmed_at, o, kNoTime);
+      if (confirmed != kNoTime) {
+        if (confirmed < at)
+          return absl::StrCat("order row ", o, " is confirmed before it is placed");
+        last = std::max(last, confirmed);
+      }
+      const int64_t refund = ValueOr(orders.refund_amount, o, 0);
+      const int64_t refunded_at = refund != 0 ? orders.refunded_at[o] : kNoTime;
+      if (refund != 0) {
+        if (refund < 0 || refund > amount || refunded_at < at)
+          return absl::StrCat("order row ", o, "'s refund would be rejected");
+        last = std::max(last, refunded_at);
+      }
       // The order_total fill at order time, then (SPEC §4) each entry is the
       // smaller of that and its fill on the base left after the refund.
-      const int64_t amount = orders.amount[o];
       int64_t room = room_of(amount);
       for (size_t k = 0; k < count[i]; ++k) {
-        raw[k] = Pay(rule_of(k, paid_levels[i]), amount, rounding);
+        raw[k] = rule_of(k, paid_levels[i]).Pay(amount);
         paid[k] = std::min(raw[k], room);
         kept[k] = paid[k];
         room -= paid[k];
       }
-      const int64_t refund = ValueOr(orders.refund_amount, o, 0);
-      const int64_t confirmed = ValueOr(orders.confirmed_at, o, kNoTime);
-      const int64_t refunded_at = refund != 0 ? orders.refunded_at[o] : kNoTime;
       if (refund != 0) {
         const int64_t base = amount - refund;
         room = room_of(base);
         for (size_t k = 0; k < count[i]; ++k) {
           const int64_t refill =
-              std::min(base == 0 ? 0 : Pay(rule_of(k, paid_levels[i]), base, rounding), room);
+              std::min(base == 0 ? 0 : rule_of(k, paid_levels[i]).Pay(base), room);
           room -= refill;
           kept[k] = std::min(paid[k], refill);
         }
@@ -435,27 +508,33 @@ bool RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& ord
                                  .status = status,
                                  .clawed_back = refund != 0 && available_at(refunded_at),
                                  .refunded_at = refunded_at};
-      if (!sink(settled)) return false;
+      if (!sink(settled)) return kOverflowReason;
     }
+    if (!bad_row.empty()) return bad_row;
   }
-  return true;
+  if (now < last) return "as_of precedes the last event";
+  return "";
 }
 
 // How many entries each order writes: one per level its buyer has an
 // ancestor for (the buyer itself first under self_purchase), and one for a
 // leader if it has one. Summed over the orders, the ledger's size before
-// clawbacks, so its columns are sized once and written in place.
+// clawbacks, so its columns are sized once and written in place. A buyer
+// that is no member row counts none: the order pass stops there.
 size_t EntryCount(const Policy& policy, const RowTree& tree, const BatchOrders& orders) {
   const size_t levels = policy.rules.levels.size();
-  HugePageVector<uint8_t> per_member(tree.nodes.size());
+  const HugePageVector<Node>& nodes = tree.nodes;
+  HugePageVector<uint8_t> per_member(nodes.size());
   for (size_t row = 0; row < per_member.size(); ++row) {
-    const size_t reach = tree.depth[row] + (policy.self_purchase ? 1 : 0);
-    const bool leader =
-        policy.rules.leader && LeaderOf(*policy.rules.leader, tree, static_cast<int32_t>(row)) >= 0;
+    const size_t reach = nodes[row].depth + (policy.self_purchase ? 1 : 0);
+    const bool leader = policy.rules.leader &&
+                        LeaderOf(*policy.rules.leader, nodes[row], static_cast<int32_t>(row)) >= 0;
     per_member[row] = static_cast<uint8_t>(std::min(levels, reach) + (leader ? 1 : 0));
   }
   size_t entries = 0;
-  for (const int32_t buyer : orders.buyer) entries += per_member[buyer];
+  for (const int32_t buyer : orders.buyer) {
+    if (buyer >= 0 && static_cast<size_t>(buyer) < per_member.size()) entries += per_member[buyer];
+  }
   return entries;
 }
 
@@ -548,17 +627,17 @@ class LedgerWriter {
   size_t next_ = 0;  // the next entry's row
 };
 
-// The kernel's preconditions on `policy` and the batch: "" if it may
-// settle them (then `tree` is built), else why not.
+// The kernel's preconditions on `policy` and the batch that hold before
+// the order pass: "" if it may start (then `tree` is built), else why not.
 std::string KernelCannotSettle(const Policy& policy, const BatchMembers& members,
-                               const BatchOrders& orders, int64_t now, RowTree& tree) {
+                               const BatchOrders& orders, RowTree& tree) {
   std::string reason = PolicyNeedsEngine(policy);
   if (reason.empty() && policy.checks.shared_identity &&
       !(AllEmpty(members.device) && AllEmpty(members.phone) && AllEmpty(members.payment))) {
     reason = "checks.shared_identity is on and members have identities";
   }
   if (reason.empty()) reason = BuildRowTree(members, tree);
-  if (reason.empty()) reason = OrdersNeedEngine(tree, orders, now);
+  if (reason.empty()) reason = OrderTextsNeedEngine(orders);
   return reason;
 }
 
@@ -625,17 +704,13 @@ absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMember
   REFPAY_RETURN_IF_ERROR(internal::CheckBatchColumns(members, orders));
   const int64_t now = absl::ToUnixMicros(as_of);
   RowTree tree;
-  std::string reason = KernelCannotSettle(policy, members, orders, now, tree);
+  std::string reason = KernelCannotSettle(policy, members, orders, tree);
   if (reason.empty()) {
-    // The totals do not depend on the order of the orders: row order.
-    std::vector<int32_t> rows(orders.buyer.size());
-    std::iota(rows.begin(), rows.end(), 0);
     StatusSums sums(members.inviter.size());  // zeros
-    if (RunKernel(policy, tree, orders, rows, now, sums,
-                  [&](const SettledOrder& order) { return AddToSums(order, sums); })) {
-      return BatchTotals{TotalsOf(sums), {}, ""};
-    }
-    reason = kOverflowReason;
+    // The totals do not depend on the order of the orders: row order.
+    reason = RunKernel(policy, tree, orders, /*rows=*/{}, now, sums,
+                       [&](const SettledOrder& order) { return AddToSums(order, sums); });
+    if (reason.empty()) return BatchTotals{TotalsOf(sums), {}, ""};
   }
   REFPAY_ASSIGN_OR_RETURN(EngineRun run, RunEngine(policy, members, orders));
   REFPAY_ASSIGN_OR_RETURN(MemberTotals by_row, TotalsByRow(run, as_of));
@@ -647,7 +722,7 @@ absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMember
   REFPAY_RETURN_IF_ERROR(internal::CheckBatchColumns(members, orders));
   const int64_t now = absl::ToUnixMicros(as_of);
   RowTree tree;
-  std::string reason = KernelCannotSettle(policy, members, orders, now, tree);
+  std::string reason = KernelCannotSettle(policy, members, orders, tree);
   if (reason.empty()) {
     const std::vector<int32_t> rows = PlacementOrder(orders);
     StatusSums sums(members.inviter.size());  // zeros
@@ -658,15 +733,15 @@ absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMember
     LedgerWriter writer(result.ledger, result.flags, policy.rules.levels.size(),
                         EntryCount(policy, tree, orders),
                         refunded * (policy.rules.levels.size() + 1));
-    if (RunKernel(policy, tree, orders, rows, now, sums, [&](const SettledOrder& order) {
-          writer.Add(order);
-          return AddToSums(order, sums);
-        })) {
+    reason = RunKernel(policy, tree, orders, rows, now, sums, [&](const SettledOrder& order) {
+      writer.Add(order);
+      return AddToSums(order, sums);
+    });
+    if (reason.empty()) {
       writer.Finish();
       result.by_row = TotalsOf(sums);
       return result;
     }
-    reason = kOverflowReason;
   }
   REFPAY_ASSIGN_OR_RETURN(EngineRun run, RunEngine(policy, members, orders));
   REFPAY_ASSIGN_OR_RETURN(MemberTotals by_row, TotalsByRow(run, as_of));

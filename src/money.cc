@@ -77,26 +77,6 @@ bool ParseScaledDecimal(std::string_view text, int max_decimals, Int128* out, st
   return true;
 }
 
-// Rounds the non-negative quotient n / d. `r >= d - r` is `2r >= d`
-// without overflow. Int is int64_t when n fits (the common case: a hardware
-// division) or Int128.
-template <typename Int>
-Int RoundNonNegative(const Int& n, int64_t d, RoundingMode mode) {
-  Int q = n / d;
-  const Int r = n % d;
-  switch (mode) {
-    case RoundingMode::kDown:
-      return q;
-    case RoundingMode::kHalfUp:
-      return r >= d - r ? q + 1 : q;
-    case RoundingMode::kHalfEven:
-      if (r > d - r) return q + 1;
-      if (r == d - r) return (q % 2 == 0) ? q : q + 1;
-      return q;
-  }
-  return q;
-}
-
 }  // namespace
 
 absl::StatusOr<RoundingMode> ParseRoundingMode(std::string_view text) {
@@ -127,10 +107,10 @@ absl::StatusOr<int64_t> DivideRounded(const Int128& numerator, int64_t denominat
   const bool negative = numerator < 0;
   Int128 magnitude = negative ? Int128(-numerator) : numerator;
   if (magnitude <= std::numeric_limits<int64_t>::max()) {
-    const auto q = RoundNonNegative(static_cast<int64_t>(magnitude), denominator, mode);
+    const auto q = internal::RoundNonNegative(static_cast<int64_t>(magnitude), denominator, mode);
     return negative ? -q : q;
   }
-  Int128 q = RoundNonNegative(magnitude, denominator, mode);
+  Int128 q = internal::RoundNonNegative(magnitude, denominator, mode);
   if (negative) q = -q;
   if (q > std::numeric_limits<int64_t>::max() || q < std::numeric_limits<int64_t>::min()) {
     return Overflow("rounded amount");
@@ -225,12 +205,6 @@ Money RoundProduct(const Int128& fen_ppm, RoundingMode mode) {
   absl::StatusOr<int64_t> fen = DivideRounded(fen_ppm, kPpmPerFen, mode);
   if (!fen.ok()) std::abort();  // a broken invariant must never pay 0
   return Money::FromFen(*fen);
-}
-
-Money RoundProduct(int64_t fen_ppm, RoundingMode mode) {
-  const auto magnitude =
-      RoundNonNegative<int64_t>(fen_ppm < 0 ? -fen_ppm : fen_ppm, kPpmPerFen, mode);
-  return Money::FromFen(fen_ppm < 0 ? -magnitude : magnitude);
 }
 
 Money ApplyRate(Money base, Rate rate, RoundingMode mode) {

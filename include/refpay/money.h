@@ -134,11 +134,42 @@ Money ApplyRate(Money base, Rate rate, RoundingMode mode);
 // int64 overload is for products known to fit (a base below
 // kMaxFenForInt64Product times a rate of at most 100%): a hardware division.
 Money RoundProduct(const Int128& fen_ppm, RoundingMode mode);
-Money RoundProduct(int64_t fen_ppm, RoundingMode mode);
+inline Money RoundProduct(int64_t fen_ppm, RoundingMode mode);
 
 // refpay::kMaxFenForInt64Product is the largest base whose product with any
 // rate (at most 100%, Rate::kOne ppm) fits in int64 fen·ppm.
 inline constexpr int64_t kMaxFenForInt64Product = std::numeric_limits<int64_t>::max() / Rate::kOne;
+
+namespace internal {
+
+// Rounds the non-negative quotient n / d. `r >= d - r` is `2r >= d`
+// without overflow. Int is int64_t when n fits (the common case: a hardware
+// division, by a constant once inlined) or Int128.
+template <typename Int>
+Int RoundNonNegative(const Int& n, int64_t d, RoundingMode mode) {
+  Int q = n / d;
+  const Int r = n % d;
+  switch (mode) {
+    case RoundingMode::kDown:
+      return q;
+    case RoundingMode::kHalfUp:
+      return r >= d - r ? q + 1 : q;
+    case RoundingMode::kHalfEven:
+      if (r > d - r) return q + 1;
+      if (r == d - r) return (q % 2 == 0) ? q : q + 1;
+      return q;
+  }
+  return q;
+}
+
+}  // namespace internal
+
+// Inline: the batch kernel rounds every entry through it.
+inline Money RoundProduct(int64_t fen_ppm, RoundingMode mode) {
+  const int64_t magnitude =
+      internal::RoundNonNegative<int64_t>(fen_ppm < 0 ? -fen_ppm : fen_ppm, Rate::kOne, mode);
+  return Money::FromFen(fen_ppm < 0 ? -magnitude : magnitude);
+}
 
 // refpay::FormatExact() prints an amount in fen·ppm as yuan with as many
 // decimals as it needs (at least two): "249.9995".

@@ -48,6 +48,10 @@ constexpr const char* kKernelPolicies[] = {
     R"({"levels": [{"mode": "whole", "tiers": [{"below": "3000", "rate": "8%"},
           {"from": "3000", "rate": "4%"}]}, {"rate": "5%"}], "leader": {"rate": "2%"},
           "caps": {"order_total": "10%"}})",
+    // More levels than a kernel node holds ancestors: the deeper ones walk
+    // up the tree (SPEC §7 lints past three, but such a policy still runs).
+    R"({"levels": [{"rate": "5%"}, {"rate": "4%"}, {"rate": "3%"}, {"rate": "2%"},
+          {"rate": "1%"}], "leader": {"rate": "1%", "max_depth": 4}})",
 };
 
 struct Batch {
