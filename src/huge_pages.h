@@ -50,12 +50,11 @@ struct HugePageAllocator {
     const auto start = reinterpret_cast<uintptr_t>(p);
     const uintptr_t aligned = (start + kHugePage - 1) & ~(kHugePage - 1);
     if (aligned > start) munmap(p, aligned - start);
-    if (const size_t tail = kHugePage - (aligned - start); tail > 0) {
-      munmap(reinterpret_cast<void*>(aligned + rounded), tail);
-    }
-    void* array = reinterpret_cast<void*>(aligned);
+    // Offsets from the mapping, not integers cast back to pointers.
+    char* array = static_cast<char*>(p) + (aligned - start);
+    if (const size_t tail = kHugePage - (aligned - start); tail > 0) munmap(array + rounded, tail);
     madvise(array, rounded, MADV_HUGEPAGE);  // advice only: failure keeps 4 KiB pages
-    return static_cast<T*>(array);
+    return static_cast<T*>(static_cast<void*>(array));
   }
   void deallocate(T* p, size_t n) {
     const size_t bytes = n * sizeof(T);
@@ -88,10 +87,14 @@ bool PopulateCapacity(const std::vector<T, A>& column) {
   if (column.capacity() == column.size()) return true;
 #ifdef MADV_POPULATE_WRITE
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(column.data() + column.size()) & ~(page - 1);
+  // Whole pages from the one holding the first spare element to the one
+  // holding the last, as an offset back from that first spare element.
+  auto* spare = reinterpret_cast<char*>(const_cast<T*>(column.data() + column.size()));
+  const auto spare_at = reinterpret_cast<uintptr_t>(spare);
   const auto end = reinterpret_cast<uintptr_t>(column.data() + column.capacity());
   const uintptr_t rounded_end = (end + page - 1) & ~(page - 1);
-  return madvise(reinterpret_cast<void*>(begin), rounded_end - begin, MADV_POPULATE_WRITE) == 0;
+  char* begin = spare - (spare_at & (page - 1));
+  return madvise(begin, rounded_end - (spare_at & ~(page - 1)), MADV_POPULATE_WRITE) == 0;
 #else
   return false;
 #endif

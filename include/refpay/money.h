@@ -166,7 +166,7 @@ Int RoundNonNegative(const Int& n, int64_t d, RoundingMode mode) {
 
 // Inline: the batch kernel rounds every entry through it.
 inline Money RoundProduct(int64_t fen_ppm, RoundingMode mode) {
-  const int64_t magnitude =
+  const auto magnitude =
       internal::RoundNonNegative<int64_t>(fen_ppm < 0 ? -fen_ppm : fen_ppm, Rate::kOne, mode);
   return Money::FromFen(fen_ppm < 0 ? -magnitude : magnitude);
 }
