@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "batch_steps.h"
 #include "refpay/status.h"
 
@@ -25,8 +26,8 @@ absl::Status CheckColumn(size_t size, size_t rows, const char* table, const char
 using internal::BatchStep;
 
 // Rows of one table as steps, sorted by time; equal times keep row order.
-std::vector<BatchStep> Steps(const std::vector<int64_t>& at, EventType type,
-                             const std::vector<int64_t>* when = nullptr, int64_t skip = 0) {
+std::vector<BatchStep> Steps(absl::Span<const int64_t> at, EventType type,
+                             const absl::Span<const int64_t>* when = nullptr, int64_t skip = 0) {
   std::vector<BatchStep> steps;
   steps.reserve(at.size());
   for (size_t i = 0; i < at.size(); ++i) {
@@ -59,7 +60,7 @@ std::vector<BatchStep> Merge(std::vector<std::vector<BatchStep>> streams) {
 }
 
 // Both id forms of one table cannot be given at once.
-absl::Status CheckIdForms(const std::vector<std::string>& ids, const std::vector<int64_t>& int_ids,
+absl::Status CheckIdForms(absl::Span<const std::string> ids, absl::Span<const int64_t> int_ids,
                           size_t rows, const char* table) {
   REFPAY_RETURN_IF_ERROR(CheckColumn(ids.size(), rows, table, "ids", true));
   REFPAY_RETURN_IF_ERROR(CheckColumn(int_ids.size(), rows, table, "int_ids", true));
@@ -74,7 +75,7 @@ absl::Status CheckIdForms(const std::vector<std::string>& ids, const std::vector
 
 namespace internal {
 
-absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& orders) {
+absl::Status CheckBatchColumns(const BatchMembersView& members, const BatchOrdersView& orders) {
   const size_t m = members.inviter.size();
   const size_t n = orders.buyer.size();
   REFPAY_RETURN_IF_ERROR(CheckIdForms(members.ids, members.int_ids, m, "members"));
@@ -102,8 +103,8 @@ absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& o
   return absl::OkStatus();
 }
 
-absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& members,
-                                            const BatchOrders& orders, BatchRowMap& rows) {
+absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembersView& members,
+                                            const BatchOrdersView& orders, BatchRowMap& rows) {
   REFPAY_RETURN_IF_ERROR(CheckBatchColumns(members, orders));
   std::vector<std::vector<BatchStep>> streams;
   streams.push_back(Steps(members.joined_at, EventType::kJoin));
@@ -124,8 +125,8 @@ absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& m
 
 }  // namespace internal
 
-absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& members,
-                                        const BatchOrders& orders) {
+absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembersView& members,
+                                        const BatchOrdersView& orders) {
   internal::BatchRowMap rows;
   return internal::SettleBatchRows(std::move(policy), members, orders, rows);
 }

@@ -31,6 +31,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "batch_steps.h"
 #include "event_json.h"
 #include "huge_pages.h"
@@ -149,7 +150,7 @@ std::string PolicyNeedsEngine(const Policy& policy) {
 // repeat; the caller then lets the engine decide, which finds the exact
 // duplicates (a true 64-bit collision only costs the fast path).
 template <typename Id>
-bool SurelyDistinct(const std::vector<Id>& ids) {
+bool SurelyDistinct(absl::Span<const Id> ids) {
   constexpr int kBucketBits = 16;
   HugePageVector<uint64_t> hashes(ids.size());
   std::vector<uint32_t> starts((size_t{1} << kBucketBits) + 1, 0);
@@ -176,22 +177,22 @@ bool SurelyDistinct(const std::vector<Id>& ids) {
 
 // Integer ids as SurelyDistinct, with the common case of auto-increment
 // keys (strictly increasing: distinct) in one pass.
-bool IntsSurelyDistinct(const std::vector<int64_t>& ids) {
+bool IntsSurelyDistinct(absl::Span<const int64_t> ids) {
   if (std::adjacent_find(ids.begin(), ids.end(), std::greater_equal<>()) == ids.end()) return true;
   return SurelyDistinct(ids);
 }
 
-bool TextsOk(const std::vector<std::string>& column, std::string_view field, bool is_id) {
+bool TextsOk(absl::Span<const std::string> column, std::string_view field, bool is_id) {
   return std::all_of(column.begin(), column.end(), [&](const std::string& value) {
     return internal::CheckEventText(field, value, is_id).ok();
   });
 }
 
-bool AllEmpty(const std::vector<std::string>& column) {
+bool AllEmpty(absl::Span<const std::string> column) {
   return std::all_of(column.begin(), column.end(), [](const std::string& v) { return v.empty(); });
 }
 
-int64_t ValueOr(const std::vector<int64_t>& column, size_t row, int64_t absent) {
+int64_t ValueOr(absl::Span<const int64_t> column, size_t row, int64_t absent) {
   return column.empty() ? absent : column[row];
 }
 
@@ -219,7 +220,7 @@ struct RowTree {
 // Builds the tree if every member row would join (its inviter joined
 // first: earlier in SettleBatch's stable time order) with at most the
 // "leader" role; else why not.
-std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
+std::string BuildRowTree(const BatchMembersView& members, RowTree& tree) {
   const auto m = static_cast<int32_t>(members.inviter.size());
   if (!members.ids.empty() &&
       (!TextsOk(members.ids, "member", true) || !SurelyDistinct(members.ids)))
@@ -241,7 +242,7 @@ std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
   }
   // Join order: stable by time, as SettleBatch merges the rows (row order
   // itself when the times are sorted, the usual case).
-  const std::vector<int64_t>& at = members.joined_at;
+  const absl::Span<const int64_t> at = members.joined_at;
   const bool in_row_order = std::is_sorted(at.begin(), at.end());
   std::vector<int32_t> order;     // rows in join order, if not row order
   std::vector<int32_t> position;  // row → place in join order, if not row order
@@ -293,7 +294,7 @@ std::string BuildRowTree(const BatchMembers& members, RowTree& tree) {
 // Why the orders' ids or categories would be refused ("" if none). The
 // rest of what the engine checks of an order row (its buyer, amount, times
 // and refund) the order pass checks as it reads the row.
-std::string OrderTextsNeedEngine(const BatchOrders& orders) {
+std::string OrderTextsNeedEngine(const BatchOrdersView& orders) {
   if (!orders.ids.empty() && (!TextsOk(orders.ids, "id", true) || !SurelyDistinct(orders.ids)))
     return "order ids are empty, too long or repeated";
   if (!IntsSurelyDistinct(orders.int_ids)) return "order ids are repeated";
@@ -349,7 +350,7 @@ bool AddToSums(const SettledOrder& order, StatusSums& sums) {
 // Order rows in placement order: by time, equal times in row order, as
 // SettleBatch merges them (the engine numbers orders, and writes its
 // ledger, in this order). Empty when that is row order, the usual case.
-std::vector<int32_t> PlacementOrder(const BatchOrders& orders) {
+std::vector<int32_t> PlacementOrder(const BatchOrdersView& orders) {
   if (std::is_sorted(orders.at.begin(), orders.at.end())) return {};
   std::vector<int32_t> rows(orders.at.size());
   std::iota(rows.begin(), rows.end(), 0);
@@ -377,7 +378,7 @@ std::string Rejected(int32_t row) { return absl::StrCat("order row ", row, " wou
 // self_purchase), then the leader, filled in that priority within
 // order_total.
 template <typename Sink>
-std::string RunKernel(const Policy& policy, const RowTree& tree, const BatchOrders& orders,
+std::string RunKernel(const Policy& policy, const RowTree& tree, const BatchOrdersView& orders,
                       const std::vector<int32_t>& rows, int64_t now, const StatusSums& sums,
                       Sink&& sink) {
   constexpr size_t kChunk = 64;
@@ -525,7 +526,7 @@ std::string RunKernel(const Policy& policy, const RowTree& tree, const BatchOrde
 // leader if it has one. Summed over the orders, the ledger's size before
 // clawbacks, so its columns are sized once and written in place. A buyer
 // that is no member row counts none: the order pass stops there.
-size_t EntryCount(const Policy& policy, const RowTree& tree, const BatchOrders& orders) {
+size_t EntryCount(const Policy& policy, const RowTree& tree, const BatchOrdersView& orders) {
   const size_t levels = policy.rules.levels.size();
   const HugePageVector<Node>& nodes = tree.nodes;
   HugePageVector<uint8_t> per_member(nodes.size());
@@ -679,8 +680,8 @@ class LedgerWriter {
 
 // The kernel's preconditions on `policy` and the batch that hold before
 // the order pass: "" if it may start (then `tree` is built), else why not.
-std::string KernelCannotSettle(const Policy& policy, const BatchMembers& members,
-                               const BatchOrders& orders, RowTree& tree) {
+std::string KernelCannotSettle(const Policy& policy, const BatchMembersView& members,
+                               const BatchOrdersView& orders, RowTree& tree) {
   std::string reason = PolicyNeedsEngine(policy);
   if (reason.empty() && policy.checks.shared_identity &&
       !(AllEmpty(members.device) && AllEmpty(members.phone) && AllEmpty(members.payment))) {
@@ -711,8 +712,8 @@ struct EngineRun {
   internal::BatchRowMap rows;
 };
 
-absl::StatusOr<EngineRun> RunEngine(const Policy& policy, const BatchMembers& members,
-                                    const BatchOrders& orders) {
+absl::StatusOr<EngineRun> RunEngine(const Policy& policy, const BatchMembersView& members,
+                                    const BatchOrdersView& orders) {
   internal::BatchRowMap rows;
   REFPAY_ASSIGN_OR_RETURN(BatchResult settled,
                           internal::SettleBatchRows(policy, members, orders, rows));
@@ -749,8 +750,8 @@ std::vector<int32_t> RowOfIndex(const std::vector<int32_t>& index_of_row) {
 
 }  // namespace
 
-absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMembers& members,
-                                         const BatchOrders& orders, absl::Time as_of) {
+absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMembersView& members,
+                                         const BatchOrdersView& orders, absl::Time as_of) {
   REFPAY_RETURN_IF_ERROR(internal::CheckBatchColumns(members, orders));
   const int64_t now = absl::ToUnixMicros(as_of);
   RowTree tree;
@@ -767,8 +768,8 @@ absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMember
   return BatchTotals{std::move(by_row), std::move(run.settled.errors), std::move(reason)};
 }
 
-absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMembers& members,
-                                         const BatchOrders& orders, absl::Time as_of) {
+absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMembersView& members,
+                                         const BatchOrdersView& orders, absl::Time as_of) {
   REFPAY_RETURN_IF_ERROR(internal::CheckBatchColumns(members, orders));
   const int64_t now = absl::ToUnixMicros(as_of);
   RowTree tree;

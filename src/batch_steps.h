@@ -36,13 +36,13 @@ struct BatchRowMap {
 // appends every rejected row to `errors` and each row's engine index to
 // `rows`.
 void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
-                     const BatchMembers& members, const BatchOrders& orders,
+                     const BatchMembersView& members, const BatchOrdersView& orders,
                      std::vector<BatchError>& errors, BatchRowMap& rows);
 
 // The column checks of SettleBatch: every column has one value per row
 // (optional ones may be empty), and the tables fit int32 rows.
 // InvalidArgument (bad_batch) naming the column.
-absl::Status CheckBatchColumns(const BatchMembers& members, const BatchOrders& orders);
+absl::Status CheckBatchColumns(const BatchMembersView& members, const BatchOrdersView& orders);
 
 // Engine::Flags() with the engine's member and order indices (order -1 for
 // none) instead of ids.
@@ -54,8 +54,8 @@ struct IndexedFlag {
 std::vector<IndexedFlag> FlagIndices(const Engine& engine);
 
 // SettleBatch, also giving each row's engine index.
-absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembers& members,
-                                            const BatchOrders& orders, BatchRowMap& rows);
+absl::StatusOr<BatchResult> SettleBatchRows(Policy policy, const BatchMembersView& members,
+                                            const BatchOrdersView& orders, BatchRowMap& rows);
 
 }  // namespace refpay::internal
 

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
+#include "absl/types/span.h"
 #include "absl_compat.h"
 #include "batch_steps.h"
 #include "boost/crc.hpp"
@@ -1272,8 +1273,8 @@ class Engine::Impl {
   // event in the same order and with the same messages as Apply(); rows are
   // found by index instead of by id, except where a row was rejected and
   // the event path would find an earlier member or order of the same id.
-  void ApplyBatch(const std::vector<internal::BatchStep>& steps, const BatchMembers& members,
-                  const BatchOrders& orders, std::vector<BatchError>& errors,
+  void ApplyBatch(const std::vector<internal::BatchStep>& steps, const BatchMembersView& members,
+                  const BatchOrdersView& orders, std::vector<BatchError>& errors,
                   internal::BatchRowMap& rows) {
     const auto m = static_cast<int32_t>(members.inviter.size());
     const auto n = static_cast<int32_t>(orders.buyer.size());
@@ -1292,10 +1293,10 @@ class Engine::Impl {
     // a scratch string per table.
     std::string member_scratch;
     std::string order_scratch;
-    auto id_of = [&](const std::vector<std::string>& ids, int32_t row) -> std::string_view {
+    auto id_of = [&](const absl::Span<const std::string>& ids, int32_t row) -> std::string_view {
       if (!ids.empty()) return ids[row];
       const bool of_members = &ids == &members.ids;
-      const std::vector<int64_t>& int_ids = of_members ? members.int_ids : orders.int_ids;
+      const absl::Span<const int64_t> int_ids = of_members ? members.int_ids : orders.int_ids;
       std::string& scratch = of_members ? member_scratch : order_scratch;
       scratch = int_ids.empty() ? absl::StrCat(row) : absl::StrCat(int_ids[row]);
       return scratch;
@@ -1308,7 +1309,7 @@ class Engine::Impl {
       if (order_of_row[row] >= 0) return order_of_row[row];
       return FindOrder(std::string(id_of(orders.ids, row)));
     };
-    auto text = [](const std::vector<std::string>& column, int32_t row) -> std::string_view {
+    auto text = [](absl::Span<const std::string> column, int32_t row) -> std::string_view {
       return column.empty() ? std::string_view() : std::string_view(column[row]);
     };
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -1407,7 +1408,7 @@ class Engine::Impl {
   // links a few steps ahead, one link per stage: the buyer's row, the
   // buyer, its inviter. The loads overlap instead of queueing.
   void TouchAhead(const std::vector<internal::BatchStep>& steps, size_t i,
-                  const BatchOrders& orders, const std::vector<int32_t>& member_of_row) const {
+                  const BatchOrdersView& orders, const std::vector<int32_t>& member_of_row) const {
     constexpr size_t kRow = 16;
     constexpr size_t kBuyer = 8;
     constexpr size_t kInviter = 4;
@@ -1428,13 +1429,13 @@ class Engine::Impl {
     }
   }
 
-  static bool HasRole(const BatchMembers& members, int32_t row) {
+  static bool HasRole(const BatchMembersView& members, int32_t row) {
     return !members.role.empty() && !members.role[row].empty();
   }
 
   // The join of member `row` (and its role, if any) in a batch.
   template <typename IdOf, typename MemberAt, typename Text>
-  absl::Status JoinRow(int64_t at, int32_t row, bool new_id, const BatchMembers& members,
+  absl::Status JoinRow(int64_t at, int32_t row, bool new_id, const BatchMembersView& members,
                        std::vector<int32_t>& member_of_row, IdOf& id_of, MemberAt& member_at,
                        Text& text) {
     const int32_t inviter_row = members.inviter[row];
@@ -1476,7 +1477,8 @@ class Engine::Impl {
 
   // The role of member `row` in a batch: a set_role event at its join time.
   template <typename MemberAt>
-  absl::Status RoleRow(int64_t at, int32_t row, const BatchMembers& members, MemberAt& member_at) {
+  absl::Status RoleRow(int64_t at, int32_t row, const BatchMembersView& members,
+                       MemberAt& member_at) {
     if (!members.ids.empty()) {
       REFPAY_RETURN_IF_ERROR(internal::CheckEventText("member", members.ids[row], true));
     }
@@ -2085,7 +2087,7 @@ namespace internal {
 
 struct EngineAccess {
   static void ApplyBatch(Engine& engine, const std::vector<BatchStep>& steps,
-                         const BatchMembers& members, const BatchOrders& orders,
+                         const BatchMembersView& members, const BatchOrdersView& orders,
                          std::vector<BatchError>& errors, BatchRowMap& rows) {
     engine.impl_->ApplyBatch(steps, members, orders, errors, rows);
   }
@@ -2095,7 +2097,7 @@ struct EngineAccess {
 };
 
 void ApplyBatchSteps(Engine& engine, const std::vector<BatchStep>& steps,
-                     const BatchMembers& members, const BatchOrders& orders,
+                     const BatchMembersView& members, const BatchOrdersView& orders,
                      std::vector<BatchError>& errors, BatchRowMap& rows) {
   EngineAccess::ApplyBatch(engine, steps, members, orders, errors, rows);
 }

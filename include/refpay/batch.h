@@ -45,6 +45,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "refpay/engine.h"
 #include "refpay/policy.h"
 
@@ -83,6 +84,63 @@ struct BatchOrders {
   std::vector<int64_t> refunded_at;    // with refund_amount
 };
 
+// refpay::BatchMembersView is the member table as the batch functions read
+// it, without owning it: each column a span over memory the caller keeps
+// alive for the call (a BatchMembers, numpy arrays, Arrow buffers, a mapped
+// file). A BatchMembers converts to one implicitly, so columns that live
+// elsewhere are settled where they are, without a copy:
+//
+//   refpay::BatchMembersView view;
+//   view.inviter = absl::MakeConstSpan(inviter_rows, n);  // caller's memory
+//   view.joined_at = absl::MakeConstSpan(join_micros, n);
+struct BatchMembersView {
+  BatchMembersView() = default;
+  // NOLINTNEXTLINE(google-explicit-constructor): a table is a view of itself
+  BatchMembersView(const BatchMembers& members)
+      : ids(members.ids),
+        int_ids(members.int_ids),
+        inviter(members.inviter),
+        joined_at(members.joined_at),
+        role(members.role),
+        rank(members.rank),
+        region(members.region),
+        device(members.device),
+        phone(members.phone),
+        payment(members.payment) {}
+
+  absl::Span<const std::string> ids;
+  absl::Span<const int64_t> int_ids;
+  absl::Span<const int32_t> inviter;
+  absl::Span<const int64_t> joined_at;
+  absl::Span<const std::string> role, rank, region, device, phone, payment;
+};
+
+// refpay::BatchOrdersView is the order table as read, as BatchMembersView.
+struct BatchOrdersView {
+  BatchOrdersView() = default;
+  // NOLINTNEXTLINE(google-explicit-constructor): a table is a view of itself
+  BatchOrdersView(const BatchOrders& orders)
+      : ids(orders.ids),
+        int_ids(orders.int_ids),
+        buyer(orders.buyer),
+        amount(orders.amount),
+        at(orders.at),
+        category(orders.category),
+        confirmed_at(orders.confirmed_at),
+        refund_amount(orders.refund_amount),
+        refunded_at(orders.refunded_at) {}
+
+  absl::Span<const std::string> ids;
+  absl::Span<const int64_t> int_ids;
+  absl::Span<const int32_t> buyer;
+  absl::Span<const int64_t> amount;
+  absl::Span<const int64_t> at;
+  absl::Span<const std::string> category;
+  absl::Span<const int64_t> confirmed_at;
+  absl::Span<const int64_t> refund_amount;
+  absl::Span<const int64_t> refunded_at;
+};
+
 // refpay::BatchError is a rejected row: which table, which row, why.
 struct BatchError {
   std::string table;  // "members" or "orders"
@@ -100,8 +158,8 @@ struct BatchResult {
 // refpay::SettleBatch() validates column lengths (InvalidArgument naming the
 // column), then applies every row. Rejected rows are reported, never
 // half-applied.
-absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembers& members,
-                                        const BatchOrders& orders);
+absl::StatusOr<BatchResult> SettleBatch(Policy policy, const BatchMembersView& members,
+                                        const BatchOrdersView& orders);
 
 // refpay::BatchTotals is what SettleTotals computed.
 struct BatchTotals {
@@ -126,8 +184,8 @@ struct BatchTotals {
 // settled by the engine, with the same results and errors as SettleBatch.
 // Column errors as SettleBatch; bad_as_of if `as_of` precedes the last
 // event.
-absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMembers& members,
-                                         const BatchOrders& orders, absl::Time as_of);
+absl::StatusOr<BatchTotals> SettleTotals(const Policy& policy, const BatchMembersView& members,
+                                         const BatchOrdersView& orders, absl::Time as_of);
 
 // refpay::BatchFlag is a Flag with batch rows for its member and order.
 struct BatchFlag {
@@ -155,8 +213,8 @@ struct BatchLedger {
 // columnar kernel under the policies and batches SettleTotals settles by
 // it, else by the engine. No explanations (Engine::Explain needs the
 // engine: SettleBatch). Errors as SettleTotals.
-absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMembers& members,
-                                         const BatchOrders& orders, absl::Time as_of);
+absl::StatusOr<BatchLedger> SettleLedger(const Policy& policy, const BatchMembersView& members,
+                                         const BatchOrdersView& orders, absl::Time as_of);
 
 }  // namespace refpay
 

@@ -6,14 +6,17 @@
 // strings as lists or object arrays of str, or, without a Python object per
 // cell, as the two buffers of an Arrow large_string array without nulls:
 // a tuple (offsets: int64 array of n + 1, data: uint8 array of UTF-8). The
-// settling runs with the GIL released.
+// settling runs with the GIL released and reads the numeric arrays in place,
+// so they must not change until it returns.
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "bind.h"
 #include "refpay/batch.h"
 #include "refpay/engine.h"
@@ -22,15 +25,19 @@
 namespace refpay::python {
 namespace {
 
-// Reads the named columns of a dict into their C++ vectors; an unknown key or
-// a dtype that needs an unsafe cast is an error naming the column.
+// Reads the named columns of a dict as a table view; an unknown key or a
+// dtype that needs an unsafe cast is an error naming the column. Numbers
+// are views of the numpy arrays, never copied (10 million orders' columns
+// are half a gigabyte); the reader holds a reference to each array, so it
+// must outlive the view. Strings are copied into std::string, as the
+// engine keeps them.
 class ColumnReader {
  public:
   ColumnReader(const py::dict& columns, std::string table)
       : columns_(columns), table_(std::move(table)) {}
 
   template <typename T>
-  void Numbers(const char* name, std::vector<T>* out) {
+  void Numbers(const char* name, absl::Span<const T>* out) {
     py::handle cell = Take(name);
     if (!cell) return;
     auto array = py::array_t<T, py::array::c_style>::ensure(cell);
@@ -39,17 +46,20 @@ class ColumnReader {
       throw py::type_error(table_ + "." + name + " must be a numpy array of " +
                            std::string(py::str(py::dtype::of<T>())));
     }
-    out->assign(array.data(), array.data() + array.size());
+    *out = absl::MakeConstSpan(array.data(), static_cast<size_t>(array.size()));
+    arrays_.push_back(std::move(array));
   }
 
-  void Strings(const char* name, std::vector<std::string>* out) {
+  void Strings(const char* name, absl::Span<const std::string>* out) {
     py::handle cell = Take(name);
     if (!cell) return;
+    std::vector<std::string>& column = strings_.emplace_back();
     if (py::isinstance<py::tuple>(cell)) {
-      ArrowStrings(name, cell.cast<py::tuple>(), out);
+      ArrowStrings(name, cell.cast<py::tuple>(), &column);
     } else {
-      *out = cell.cast<std::vector<std::string>>();
+      column = cell.cast<std::vector<std::string>>();
     }
+    *out = column;
   }
 
   // Reads (offsets, data), the buffers of an Arrow large_string array; the
@@ -104,11 +114,12 @@ class ColumnReader {
   const py::dict& columns_;
   std::string table_;
   std::vector<std::string> taken_;
+  std::vector<py::object> arrays_;                // what the numbers view
+  std::deque<std::vector<std::string>> strings_;  // a deque: a column never moves
 };
 
-BatchMembers ReadMembers(const py::dict& columns) {
-  BatchMembers members;
-  ColumnReader reader(columns, "members");
+BatchMembersView ReadMembers(ColumnReader& reader) {
+  BatchMembersView members;
   reader.Strings("ids", &members.ids);
   reader.Numbers("int_ids", &members.int_ids);
   reader.Numbers("inviter", &members.inviter);
@@ -123,9 +134,8 @@ BatchMembers ReadMembers(const py::dict& columns) {
   return members;
 }
 
-BatchOrders ReadOrders(const py::dict& columns) {
-  BatchOrders orders;
-  ColumnReader reader(columns, "orders");
+BatchOrdersView ReadOrders(ColumnReader& reader) {
+  BatchOrdersView orders;
   reader.Strings("ids", &orders.ids);
   reader.Numbers("int_ids", &orders.int_ids);
   reader.Numbers("buyer", &orders.buyer);
@@ -180,8 +190,12 @@ py::dict FlagRowColumnsOf(const std::vector<BatchFlag>& flags) {
 // then runs `settle(members, orders)` with the GIL released and unwraps it.
 template <typename Settle>
 auto SettleColumns(const py::dict& member_columns, const py::dict& order_columns, Settle settle) {
-  const BatchMembers members = ReadMembers(member_columns);
-  const BatchOrders orders = ReadOrders(order_columns);
+  ColumnReader member_reader(member_columns, "members");
+  const BatchMembersView members = ReadMembers(member_reader);
+  ColumnReader order_reader(order_columns, "orders");
+  const BatchOrdersView orders = ReadOrders(order_reader);
+  // Released last in, first out: the GIL is back before the readers drop
+  // their references to the arrays.
   py::gil_scoped_release release;
   return ValueOrThrow(settle(members, orders), ErrorFamily::kEvent);
 }
@@ -194,7 +208,7 @@ void BindBatch(py::module_& m) {
       [](const Policy& policy, const py::dict& member_columns, const py::dict& order_columns) {
         BatchResult result =
             SettleColumns(member_columns, order_columns,
-                          [&](const BatchMembers& members, const BatchOrders& orders) {
+                          [&](const BatchMembersView& members, const BatchOrdersView& orders) {
                             return SettleBatch(policy, members, orders);
                           });
         py::dict errors = ErrorColumnsOf(result.errors);
@@ -211,7 +225,7 @@ void BindBatch(py::module_& m) {
          int64_t as_of_us) {
         BatchTotals result = SettleColumns(
             member_columns, order_columns,
-            [&](const BatchMembers& members, const BatchOrders& orders) {
+            [&](const BatchMembersView& members, const BatchOrdersView& orders) {
               return SettleTotals(policy, members, orders, absl::FromUnixMicros(as_of_us));
             });
         py::dict errors = ErrorColumnsOf(result.errors);
@@ -228,7 +242,7 @@ void BindBatch(py::module_& m) {
          int64_t as_of_us) {
         BatchLedger result = SettleColumns(
             member_columns, order_columns,
-            [&](const BatchMembers& members, const BatchOrders& orders) {
+            [&](const BatchMembersView& members, const BatchOrdersView& orders) {
               return SettleLedger(policy, members, orders, absl::FromUnixMicros(as_of_us));
             });
         py::dict errors = ErrorColumnsOf(result.errors);

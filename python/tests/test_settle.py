@@ -13,6 +13,7 @@ import pytest
 from support import RICH_POLICY, Population, fen_text, make_population
 
 import refpay
+from refpay._time import NO_TIME, time_column_micros
 
 
 @pytest.fixture(scope="module")
@@ -328,3 +329,29 @@ def test_id_columns_read_as_their_str(column: pd.Series) -> None:
     from refpay._settle import _strings
     expected = ["" if pd.isna(v) else str(v) for v in column.astype(object)]
     assert _strings(column).to_pylist() == expected
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "UTC"])
+def test_aware_time_columns_are_the_instants_the_engine_parses(unit: str, zone: str) -> None:
+    # An aware column is read as its UTC instants, in any unit and zone,
+    # exactly as the engine reads the same times written as text.
+    text = ["2026-03-01T09:00:00+08:00", "1969-12-31T23:59:59Z", None,
+            "2026-11-01T01:30:00-04:00", "2000-02-29T12:00:00.123Z"]
+    if unit == "s":
+        text[-1] = "2000-02-29T12:00:00Z"
+    column = pd.Series(pd.to_datetime(text, utc=True, format="ISO8601")).dt.tz_convert(zone)
+    column = column.dt.as_unit(unit)
+    as_text = pd.Series(text, dtype=object)
+    expected = time_column_micros(as_text, "at", required=False)
+    np.testing.assert_array_equal(time_column_micros(column, "at", required=False), expected)
+    assert expected[2] == NO_TIME
+
+
+def test_aware_time_columns_truncate_below_a_microsecond_toward_the_past() -> None:
+    column = pd.Series(pd.to_datetime(["1969-12-31T23:59:59.9999995Z",
+                                       "2026-03-01T01:00:00.0000017Z"], utc=True,
+                                      format="ISO8601"))
+    assert str(column.dtype) == "datetime64[ns, UTC]"
+    np.testing.assert_array_equal(time_column_micros(column, "at", required=True),
+                                  [-1, 1772326800000001])

@@ -2,8 +2,10 @@
 // Engine::LedgerTable: the columnar kernel must give the engine's totals
 // and ledger fen for fen, row for row, and say when it stepped aside.
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -430,6 +432,86 @@ TEST(SettleTotalsTest, IntegerIdsSettleAsTheirDecimalStrings) {
   bad = SettleTotals(policy, short_ids.members, short_ids.orders, as_of);
   EXPECT_THAT(bad, HasReason("bad_batch"));
   EXPECT_NE(bad.status().message().find("orders.int_ids"), std::string::npos);
+}
+
+// Views over memory the caller owns (here plain arrays, as numpy or Arrow
+// buffers would be) settle exactly as the owning tables, by the kernel and
+// by the engine; a view of the first rows is the batch of those rows.
+TEST(BatchViewTest, ViewsOfCallerMemorySettleAsTheTables) {
+  const Batch b = CleanBatch(7, true, 200, 1500);
+  const absl::Time as_of = absl::FromUnixMicros(b.last + kDay);
+  // Copies in arrays that are not vectors, so the views cannot be reading
+  // the batch's own columns.
+  auto copy = [](const auto& column) {
+    using T = typename std::decay_t<decltype(column)>::value_type;
+    auto array = std::make_unique<T[]>(column.size());
+    std::copy(column.begin(), column.end(), array.get());
+    return array;
+  };
+  auto inviter = copy(b.members.inviter);
+  auto joined_at = copy(b.members.joined_at);
+  auto buyer = copy(b.orders.buyer);
+  auto amount = copy(b.orders.amount);
+  auto at = copy(b.orders.at);
+  auto confirmed_at = copy(b.orders.confirmed_at);
+  auto refund_amount = copy(b.orders.refund_amount);
+  auto refunded_at = copy(b.orders.refunded_at);
+  const size_t m = b.members.inviter.size();
+  const size_t n = b.orders.buyer.size();
+  BatchMembersView members;
+  members.ids = b.members.ids;
+  members.inviter = absl::MakeConstSpan(inviter.get(), m);
+  members.joined_at = absl::MakeConstSpan(joined_at.get(), m);
+  members.role = b.members.role;
+  BatchOrdersView orders;
+  orders.ids = b.orders.ids;
+  orders.buyer = absl::MakeConstSpan(buyer.get(), n);
+  orders.amount = absl::MakeConstSpan(amount.get(), n);
+  orders.at = absl::MakeConstSpan(at.get(), n);
+  orders.confirmed_at = absl::MakeConstSpan(confirmed_at.get(), n);
+  orders.refund_amount = absl::MakeConstSpan(refund_amount.get(), n);
+  orders.refunded_at = absl::MakeConstSpan(refunded_at.get(), n);
+
+  // The kernel's policy, and one the engine settles (a promotion).
+  const char* engine_policy = R"({"levels": [{"rate": "10%"}], "promotions": [{"grant":
+      "super", "when": {"referred_buyers": 2}}], "rank_bonus": {"super": {"fixed": "1"}},
+      "checks": {"shared_identity": "off"}})";
+  for (const char* policy_json : {kKernelPolicies[0], engine_policy}) {
+    SCOPED_TRACE(policy_json);
+    const Policy policy = *Policy::FromJson(policy_json);
+    absl::StatusOr<BatchTotals> by_view = SettleTotals(policy, members, orders, as_of);
+    absl::StatusOr<BatchTotals> by_table = SettleTotals(policy, b.members, b.orders, as_of);
+    ASSERT_THAT(by_view, IsOk());
+    ASSERT_THAT(by_table, IsOk());
+    EXPECT_EQ(by_view->engine_reason, by_table->engine_reason);
+    ExpectSameTotals(by_view->by_row, by_table->by_row);
+    absl::StatusOr<BatchLedger> ledger_by_view = SettleLedger(policy, members, orders, as_of);
+    absl::StatusOr<BatchLedger> ledger_by_table = SettleLedger(policy, b.members, b.orders, as_of);
+    ASSERT_THAT(ledger_by_view, IsOk());
+    ASSERT_THAT(ledger_by_table, IsOk());
+    EXPECT_EQ(ledger_by_view->ledger.amount, ledger_by_table->ledger.amount);
+    EXPECT_EQ(ledger_by_view->ledger.member, ledger_by_table->ledger.member);
+  }
+
+  // The first 500 orders, by a view and by a batch cut to them.
+  Batch first = b;
+  for (auto* column : {&first.orders.amount, &first.orders.at, &first.orders.confirmed_at,
+                       &first.orders.refund_amount, &first.orders.refunded_at}) {
+    column->resize(500);
+  }
+  first.orders.buyer.resize(500);
+  first.orders.ids.resize(500);
+  BatchOrdersView first_view = orders;
+  for (auto* column : {&first_view.amount, &first_view.at, &first_view.confirmed_at,
+                       &first_view.refund_amount, &first_view.refunded_at}) {
+    *column = column->subspan(0, 500);
+  }
+  first_view.buyer = first_view.buyer.subspan(0, 500);
+  first_view.ids = first_view.ids.subspan(0, 500);
+  const Policy policy = *Policy::FromJson(kKernelPolicies[0]);
+  absl::StatusOr<BatchTotals> cut = SettleTotals(policy, members, first_view, as_of);
+  ASSERT_THAT(cut, IsOk());
+  ExpectSameTotals(cut->by_row, ByEngine(kKernelPolicies[0], first, as_of).by_row);
 }
 
 TEST(SettleLedgerTest, KernelWritesTheEnginesLedgerRowForRow) {

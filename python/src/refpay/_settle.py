@@ -127,8 +127,13 @@ def _member_rows(members: _Ids, *queries: _Ids) -> list[np.ndarray]:
             found = []
             for query in queries:
                 offset = query.integers - ids[0]
-                member = ~query.missing & (offset >= 0) & (offset < len(ids))
-                found.append(np.where(member, offset, -1).astype(np.int32))
+                rows = offset.astype(np.int32)
+                # One unsigned compare is both bounds: a negative offset
+                # wraps past len(ids).
+                outside = offset.view(np.uint64) >= len(ids)
+                outside |= query.missing
+                rows[outside] = -1
+                found.append(rows)
             return found
         index = pd.Index(ids)
         if index.is_unique:

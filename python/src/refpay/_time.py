@@ -71,8 +71,10 @@ def time_column_micros(column: pd.Series, name: str, *, required: bool) -> np.nd
     """
     dtype = column.dtype
     if isinstance(dtype, pd.DatetimeTZDtype):
-        naive_utc = column.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
-        micros: np.ndarray = naive_utc.to_numpy().view(np.int64)
+        # An aware column holds UTC instants already: asking numpy for them
+        # in microseconds is a view when that is the column's unit (finer
+        # units truncate toward the past, as astype does; NaT is NO_TIME).
+        micros: np.ndarray = column.to_numpy(dtype="datetime64[us]").view(np.int64)
         if required and (micros == NO_TIME).any():
             row = int(np.flatnonzero(micros == NO_TIME)[0])
             raise EventError(f"{name}[{row}]: missing time", "bad_time")
