@@ -4,6 +4,7 @@ otherwise."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from support import RICH_POLICY
@@ -63,3 +64,21 @@ def test_needs_a_policy_and_a_good_as_of() -> None:
     with pytest.raises(refpay.RefpayError, match="precedes the last event"):
         refpay.settle_ledger(members, orders, refpay.Policy.from_dict(KERNEL_POLICY),
                              as_of=members["joined_at"].iloc[0])
+
+
+@pytest.mark.parametrize("first_id", [0, 7_000_000_000])
+def test_flags_name_integer_ids_as_their_strings(first_id: int) -> None:
+    # A binding cap raises flags; with integer ids only the flagged rows'
+    # ids become strings, and they are the strings settle names.
+    members, orders = clean_tables(seed=4, members=200, orders=1500)
+    member_ids = {f"m{i}": first_id + 3 * i for i in range(len(members))}
+    members["member"] = members["member"].map(member_ids)
+    members["inviter"] = members["inviter"].map(member_ids)  # float: NaN for none
+    orders["buyer"] = orders["buyer"].map(member_ids)
+    orders["id"] = np.arange(len(orders), dtype=np.int64) * 5 + first_id
+    policy = refpay.Policy.from_dict({**KERNEL_POLICY, "caps": {"order_total": "6%"}})
+    got = refpay.settle_ledger(members, orders, policy)
+    want = refpay.settle(members, orders, policy)
+    assert got.engine_reason == ""
+    assert len(got.flags) > 0
+    pd.testing.assert_frame_equal(got.flags, want.flags)

@@ -109,6 +109,21 @@ class _Ids:
     def __len__(self) -> int:
         return len(self.missing)
 
+    def of_rows(self, rows: np.ndarray) -> pd.Series:
+        """The ids of table rows as a str Series (row -1: missing), without a
+        Python object per cell. Integer ids not yet made strings become
+        strings only for the rows asked for, when those are fewer: a
+        settlement's few flags must not turn 10 million order ids into
+        strings."""
+        rows = pa.array(rows)
+        at = pc.if_else(pc.less(rows, 0), None, rows)
+        if self.integers is not None and "strings" not in self.__dict__ and len(rows) < len(self):
+            integers = pa.array(self.integers, mask=self.missing)
+            taken = pc.take(integers, at).cast(pa.large_string())
+        else:
+            taken = pc.take(self.strings, at)
+        return pd.Series(pd.array(taken, dtype="str"))
+
 
 def _member_rows(members: _Ids, *queries: _Ids) -> list[np.ndarray]:
     """The members-table row of each id of each query (its first row if
@@ -450,20 +465,12 @@ def settle_totals(
     )
 
 
-def ids_of_rows(ids: pa.LargeStringArray, rows: np.ndarray) -> pd.Series:
-    """The ids of table rows as a str Series (row -1: missing), without a
-    Python object per cell."""
-    rows = pa.array(rows)
-    taken = pc.take(ids, pc.if_else(pc.less(rows, 0), None, rows))
-    return pd.Series(pd.array(taken, dtype="str"))
-
-
 def _flag_frame(flags: dict[str, Any], columns: _Columns) -> pd.DataFrame:
     """settle's flags frame [check, member, order] of flags in table rows."""
     return pd.DataFrame({
         "check": pd.Series(flags["check"], dtype="str"),
-        "member": ids_of_rows(columns.member_ids, flags["member"]),
-        "order": ids_of_rows(columns.order_ids, flags["order"]),
+        "member": columns.member_id_column.of_rows(flags["member"]),
+        "order": columns.order_id_column.of_rows(flags["order"]),
     })
 
 

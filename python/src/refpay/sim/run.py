@@ -134,17 +134,15 @@ class SimResult:
         if "member" in ledger.columns:
             return ledger
         # Late, as _refpay(): these need the compiled core.
-        from .._settle import _Ids, ids_of_rows
+        from .._settle import _Ids
 
         # The ids as the settlement read them (7.0 is "7").
-        order_ids = _Ids(self.population.orders["id"], "orders.id", nullable=False).strings
-        member_ids = _Ids(self.population.members["member"], "members.member",
-                          nullable=False).strings
+        order_ids = _Ids(self.population.orders["id"], "orders.id", nullable=False)
+        member_ids = _Ids(self.population.members["member"], "members.member", nullable=False)
         return pd.concat([
             pd.DataFrame({
-                "order": ids_of_rows(order_ids, ledger["order_row"].to_numpy()).astype("category"),
-                "member": ids_of_rows(member_ids,
-                                      ledger["member_row"].to_numpy()).astype("category"),
+                "order": order_ids.of_rows(ledger["order_row"].to_numpy()).astype("category"),
+                "member": member_ids.of_rows(ledger["member_row"].to_numpy()).astype("category"),
             }),
             ledger], axis=1)
 
