@@ -50,8 +50,9 @@ PEERS: dict[str, tuple[str, str, str]] = {
     "refpay_cc_kernel_no_ids": ("cc", "kernel --ids none",
                                 "refpay C++ `SettleTotals`, no id columns (rows are the ids, "
                                 "as the peers assume)"),
-    "refpay_cc_ledger_kernel": ("cc", "ledger-kernel",
-                                "refpay C++ `SettleLedger` (columnar kernel, full ledger)"),
+    "refpay_cc_ledger_kernel": ("cc", "ledger-kernel --ids int",
+                                "refpay C++ `SettleLedger` (columnar kernel, full ledger), "
+                                "integer id columns (what `refpay.settle_ledger` passes)"),
     "refpay_cc": ("cc", "totals", "refpay C++ `SettleBatch` + `Engine::Totals`"),
     "refpay_cc_ledger": ("cc", "ledger", "refpay C++ `SettleBatch` + `Engine::LedgerTable` (full ledger)"),
     "refpay_cc_events": ("cc", "events", "refpay C++ `Engine::Apply` per event + `Totals`"),
@@ -282,6 +283,21 @@ def write_docs(section: str, body: list[str]) -> None:
     DOCS.write_text(text)
 
 
+def warm_memory(gib: int) -> float:
+    """Touches `gib` GiB of memory once, all held at the same time, then frees
+    it; returns the seconds it took. On the virtual machines measured here
+    the first touch of a page the host does not back (never used since boot,
+    or freed and reported back by the balloon a few seconds ago) waits for
+    the host: 2.4 s per GiB, against 0.23 s for a backed page. A peer run on
+    such memory pays for the machine's history, not for its own work; the
+    warm-up narrows that for the peers run right after it, and its time in
+    the table's heading says how cold the machine was."""
+    started = time.perf_counter()
+    held = [np.ones(1 << 30, dtype=np.uint8) for _ in range(gib)]
+    del held
+    return time.perf_counter() - started
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=sorted(gen.SIZES))
@@ -300,6 +316,9 @@ def main() -> int:
     parser.add_argument("--check-only", action="store_true",
                         help="correctness of every peer on every policy, no timing")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--warm-gib", type=int,
+                        help="GiB of memory to touch once before the peers run (default: 12 "
+                             "for the standard and large sizes, 1 otherwise; 0 to skip)")
     args = parser.parse_args()
     if args.size:
         members, orders = gen.SIZES[args.size]
@@ -325,6 +344,10 @@ def main() -> int:
     if REFERENCE not in chosen:
         chosen.insert(0, REFERENCE)
     policy = HERE / "policies" / f"{args.policy}.toml"
+    warm_gib = args.warm_gib if args.warm_gib is not None else (
+        12 if orders >= 10_000_000 else 1)
+    warmed_s = warm_memory(warm_gib)
+    print(f"touched {warm_gib} GiB of memory once in {warmed_s:.1f} s", file=sys.stderr)
     started = dt.datetime.now(dt.timezone.utc)
     info = machine()
     results: list[Measurement] = []
@@ -368,7 +391,9 @@ def main() -> int:
         "",
         f"Machine: {info['cpu']}, {info['memory']}, {info['os']}, {info['compiler']}, "
         f"Python {info['python']}, {info['libraries']}; load average at start "
-        f"{info['load']} (the machine is shared: figures are upper bounds).",
+        f"{info['load']} (the machine is shared: figures are upper bounds). Before the "
+        f"peers, {warm_gib} GiB of memory were touched once ({warmed_s:.1f} s; about "
+        "2.4 s per GiB means the host was not backing it: bench/compare/README.md).",
         "",
         *table(results, orders),
         "",

@@ -13,6 +13,8 @@ import pytest
 from support import RICH_POLICY, Population, fen_text, make_population
 
 import refpay
+from refpay._engine import _exact_total
+from refpay._settle import _Ids
 from refpay._time import NO_TIME, time_column_micros
 
 
@@ -355,3 +357,41 @@ def test_aware_time_columns_truncate_below_a_microsecond_toward_the_past() -> No
     assert str(column.dtype) == "datetime64[ns, UTC]"
     np.testing.assert_array_equal(time_column_micros(column, "at", required=True),
                                   [-1, 1772326800000001])
+
+
+@pytest.mark.parametrize("values", [
+    [1.0, np.nan, 7.0, -(2.0**63), 2.0**53 + 2], [np.nan, np.nan], [0.0], [-5.0, 3.0]])
+def test_float_ids_read_as_pandas_casts_them(values: list[float]) -> None:
+    # Integer ids stored as floats (a column with missing cells) are the
+    # integers pandas' Int64 cast makes of them: 7.0 is "7".
+    column = pd.Series(values, name="inviter")
+    ids = _Ids(column, "members.inviter", nullable=True)
+    cast = column.astype("Int64")
+    np.testing.assert_array_equal(ids.missing, cast.isna().to_numpy())
+    np.testing.assert_array_equal(ids.integers, cast.fillna(0).to_numpy(dtype=np.int64))
+    assert ids.strings.to_pylist() == ["" if pd.isna(v) else str(v) for v in cast]
+
+
+@pytest.mark.parametrize("values", [[1.5, 2.0], [2.0**63], [-3.0, np.inf]])
+def test_float_ids_that_are_no_integers_are_refused_as_pandas_refuses_them(
+        values: list[float]) -> None:
+    column = pd.Series(values)
+    # numpy warns of the invalid cast before pandas refuses it.
+    with np.errstate(invalid="ignore"):
+        with pytest.raises((TypeError, OverflowError)) as refused:
+            column.astype("Int64")
+        with pytest.raises(refused.type, match=str(refused.value)):
+            _Ids(column, "members.inviter", nullable=True)
+
+
+def test_member_totals_add_exactly_and_refuse_to_wrap() -> None:
+    big = np.iinfo(np.int64).max
+    # Bounds within int64: summed in place.
+    np.testing.assert_array_equal(
+        _exact_total([np.array([big - 1, 0]), np.array([1, -5])]), [big, -5])
+    # Bounds past int64 but no row past it: still exact.
+    np.testing.assert_array_equal(
+        _exact_total([np.array([big, 0]), np.array([-big, 5]), np.array([1, 0])]), [1, 5])
+    for columns in ([np.array([big]), np.array([1])], [np.array([-big - 1]), np.array([-1])]):
+        with pytest.raises(refpay.EventError, match="overflows"):
+            _exact_total(columns)

@@ -80,6 +80,22 @@ def _first_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _float_ids_as_integers(column: pd.Series, missing: np.ndarray) -> pd.Series:
+    """A float id column as the Int64 column pandas' cast makes of it, by
+    numpy when every present value is a whole number that fits int64 (0.5 s
+    faster for 10 million ids); anything else goes through pandas' cast,
+    which refuses it with its own error, as before."""
+    values = np.where(missing, 0.0, column.to_numpy(dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        integers = values.astype(np.int64)
+    # A value that is not whole, or past int64 (inf too), does not survive
+    # the round trip: 2**63 becomes -2**63.
+    if np.array_equal(integers.astype(np.float64), values):
+        return pd.Series(pd.arrays.IntegerArray(integers, missing), index=column.index,
+                         name=column.name)
+    return column.astype("Int64")
+
+
 class _Ids:
     """An id column: its missing cells, the ids as int64 (missing cells 0)
     when it holds integers, and as Arrow strings (missing cells ""), made
@@ -93,7 +109,7 @@ class _Ids:
         # Integer ids stored as floats because of missing cells are integers:
         # 7.0 is "7".
         if pd.api.types.is_float_dtype(column.dtype):
-            column = column.astype("Int64")
+            column = _float_ids_as_integers(column, missing)
         self.missing = missing
         self.integers: np.ndarray | None = None
         if pd.api.types.is_signed_integer_dtype(column.dtype) or (
@@ -477,8 +493,10 @@ def _flag_frame(flags: dict[str, Any], columns: _Columns) -> pd.DataFrame:
 def _totals_by_row(sums: dict[str, np.ndarray], columns: _Columns) -> pd.DataFrame:
     """The totals frame of per-member-row sums, aligned with ``members``."""
     fen = {f"{status}_fen": sums[status] for status in ("pending", "frozen", "available", "held")}
+    # copy=False: the columns are ours, and consolidating five of them into
+    # one block would copy 400 MB for 10 million members.
     return pd.DataFrame({"member": pd.Series(pd.array(columns.member_ids, dtype="str")), **fen,
-                         "total_fen": _exact_total(list(fen.values()))})
+                         "total_fen": _exact_total(list(fen.values()))}, copy=False)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
