@@ -1351,7 +1351,7 @@ class Engine::Impl {
           std::optional<int32_t> index;
           if (new_order_ids) {
             index = order_ids_.AddUnindexed(std::string(id));
-          } else if (index = order_ids_.TryAdd(std::string(id)); !index) {
+          } else if (index = order_ids_.TryAdd(id); !index) {
             status = DuplicateOrder(id);
             break;
           }

@@ -92,7 +92,7 @@ class IdIndex {
 
   // Appends `id` unless it is there already: its new index, or nullopt
   // (and nothing changed) for a duplicate.
-  std::optional<int32_t> TryAdd(std::string id) {
+  std::optional<int32_t> TryAdd(std::string_view id) {
     const Key key = KeyOf(id);
     if (Contains(key)) return std::nullopt;
     return Add(key);
