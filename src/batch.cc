@@ -60,8 +60,8 @@ std::vector<BatchStep> Merge(std::vector<std::vector<BatchStep>> streams) {
 }
 
 // Both id forms of one table cannot be given at once.
-absl::Status CheckIdForms(absl::Span<const std::string> ids, absl::Span<const int64_t> int_ids,
-                          size_t rows, const char* table) {
+absl::Status CheckIdForms(const TextColumn& ids, absl::Span<const int64_t> int_ids, size_t rows,
+                          const char* table) {
   REFPAY_RETURN_IF_ERROR(CheckColumn(ids.size(), rows, table, "ids", true));
   REFPAY_RETURN_IF_ERROR(CheckColumn(int_ids.size(), rows, table, "int_ids", true));
   if (!ids.empty() && !int_ids.empty()) {
@@ -72,6 +72,25 @@ absl::Status CheckIdForms(absl::Span<const std::string> ids, absl::Span<const in
 }
 
 }  // namespace
+
+absl::StatusOr<TextColumn> TextColumn::FromOffsets(absl::Span<const int64_t> offsets,
+                                                   std::string_view data) {
+  auto bad = [](const std::string& why) {
+    return MakeError(absl::StatusCode::kInvalidArgument, "bad_batch", why);
+  };
+  if (offsets.empty()) return bad("offsets need at least one value");
+  const size_t n = offsets.size() - 1;
+  if (offsets[0] < 0 || offsets[n] > static_cast<int64_t>(data.size()))
+    return bad("offsets point outside the data buffer");
+  for (size_t i = 0; i < n; ++i) {
+    if (offsets[i + 1] < offsets[i]) return bad(absl::StrCat("offsets decrease at row ", i));
+  }
+  TextColumn column;
+  column.offsets_ = offsets.data();
+  column.data_ = data.data();
+  column.size_ = n;
+  return column;
+}
 
 namespace internal {
 

@@ -32,6 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "absl_compat.h"
 #include "batch_steps.h"
 #include "event_json.h"
 #include "huge_pages.h"
@@ -149,17 +150,14 @@ std::string PolicyNeedsEngine(const Policy& policy) {
 // misses than a hash set of 10 million strings. Equal hashes count as a
 // repeat; the caller then lets the engine decide, which finds the exact
 // duplicates (a true 64-bit collision only costs the fast path).
-template <typename Id>
-bool SurelyDistinct(absl::Span<const Id> ids) {
+template <typename Column>
+bool SurelyDistinct(const Column& ids) {
+  using Id = std::decay_t<decltype(ids[0])>;  // int64_t or std::string_view
   constexpr int kBucketBits = 16;
   HugePageVector<uint64_t> hashes(ids.size());
   std::vector<uint32_t> starts((size_t{1} << kBucketBits) + 1, 0);
   for (size_t i = 0; i < ids.size(); ++i) {
-    if constexpr (std::is_same_v<Id, std::string>) {
-      hashes[i] = absl::Hash<std::string_view>()(ids[i]);
-    } else {
-      hashes[i] = absl::Hash<Id>()(ids[i]);
-    }
+    hashes[i] = absl::Hash<Id>()(ids[i]);
     ++starts[(hashes[i] >> (64 - kBucketBits)) + 1];
   }
   std::partial_sum(starts.begin(), starts.end(), starts.begin());
@@ -182,14 +180,18 @@ bool IntsSurelyDistinct(absl::Span<const int64_t> ids) {
   return SurelyDistinct(ids);
 }
 
-bool TextsOk(absl::Span<const std::string> column, std::string_view field, bool is_id) {
-  return std::all_of(column.begin(), column.end(), [&](const std::string& value) {
-    return internal::CheckEventText(field, value, is_id).ok();
-  });
+bool TextsOk(const TextColumn& column, std::string_view field, bool is_id) {
+  for (size_t row = 0; row < column.size(); ++row) {
+    if (!internal::CheckEventText(field, column[row], is_id).ok()) return false;
+  }
+  return true;
 }
 
-bool AllEmpty(absl::Span<const std::string> column) {
-  return std::all_of(column.begin(), column.end(), [](const std::string& v) { return v.empty(); });
+bool AllEmpty(const TextColumn& column) {
+  for (size_t row = 0; row < column.size(); ++row) {
+    if (!column[row].empty()) return false;
+  }
+  return true;
 }
 
 int64_t ValueOr(absl::Span<const int64_t> column, size_t row, int64_t absent) {
@@ -235,9 +237,10 @@ std::string BuildRowTree(const BatchMembersView& members, RowTree& tree) {
   if (!AllEmpty(members.rank)) return "members have ranks";
   tree.nodes.resize(m);  // zeros
   for (int32_t row = 0; row < static_cast<int32_t>(members.role.size()); ++row) {
-    const std::string& role = members.role[row];
+    const std::string_view role = members.role[row];
     if (role.empty()) continue;
-    if (role != "leader") return absl::StrCat("member row ", row, " has role \"", role, "\"");
+    if (role != "leader")
+      return absl::StrCat("member row ", row, " has role \"", internal::AsAbsl(role), "\"");
     tree.nodes[row].is_leader = 1;
   }
   // Join order: stable by time, as SettleBatch merges the rows (row order

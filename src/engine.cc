@@ -1293,7 +1293,7 @@ class Engine::Impl {
     // a scratch string per table.
     std::string member_scratch;
     std::string order_scratch;
-    auto id_of = [&](const absl::Span<const std::string>& ids, int32_t row) -> std::string_view {
+    auto id_of = [&](const TextColumn& ids, int32_t row) -> std::string_view {
       if (!ids.empty()) return ids[row];
       const bool of_members = &ids == &members.ids;
       const absl::Span<const int64_t> int_ids = of_members ? members.int_ids : orders.int_ids;
@@ -1309,8 +1309,8 @@ class Engine::Impl {
       if (order_of_row[row] >= 0) return order_of_row[row];
       return FindOrder(std::string(id_of(orders.ids, row)));
     };
-    auto text = [](absl::Span<const std::string> column, int32_t row) -> std::string_view {
-      return column.empty() ? std::string_view() : std::string_view(column[row]);
+    auto text = [](const TextColumn& column, int32_t row) -> std::string_view {
+      return column.empty() ? std::string_view() : column[row];
     };
     for (size_t i = 0; i < steps.size(); ++i) {
       TouchAhead(steps, i, orders, member_of_row);
@@ -1356,11 +1356,11 @@ class Engine::Impl {
             break;
           }
           absl::StatusOr<int32_t> buyer = member_at(buyer_row, "buyer");
-          const std::string* category = orders.category.empty() || orders.category[row].empty()
-                                            ? nullptr
-                                            : &orders.category[row];
-          status =
-              buyer.ok() ? PlaceOrderResolved(*buyer, amount, step.at, category) : buyer.status();
+          // A category is short: its string stays in place, no allocation.
+          const std::string category(text(orders.category, row));
+          status = buyer.ok() ? PlaceOrderResolved(*buyer, amount, step.at,
+                                                   category.empty() ? nullptr : &category)
+                              : buyer.status();
           if (status.ok()) {
             order_of_row[row] = *index;
           } else {
@@ -1486,11 +1486,11 @@ class Engine::Impl {
     std::optional<std::string> rank;
     if (!members.rank.empty() && !members.rank[row].empty()) {
       REFPAY_RETURN_IF_ERROR(internal::CheckEventText("rank", members.rank[row], true));
-      rank = members.rank[row];
+      rank = std::string(members.rank[row]);
     }
     REFPAY_RETURN_IF_ERROR(CheckTime(EventType::kSetRole, at));
     REFPAY_ASSIGN_OR_RETURN(const int32_t m, member_at(row, "member"));
-    return SetRoleResolved(m, members.role[row], rank, true);
+    return SetRoleResolved(m, std::string(members.role[row]), rank, true);
   }
 
   // Sizes the columns for `members` more members and `orders` more orders,

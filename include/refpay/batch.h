@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -84,10 +85,51 @@ struct BatchOrders {
   std::vector<int64_t> refunded_at;    // with refund_amount
 };
 
+// refpay::TextColumn is a column of strings as the batch functions read it,
+// without owning it: std::strings (a std::vector<std::string> converts
+// implicitly), or the two buffers of an Arrow large_string array, so that
+// text from Arrow or pandas is read where it is instead of being rebuilt as
+// ten million std::strings.
+//
+//   refpay::TextColumn roles = members.role;  // a std::vector<std::string>
+//   absl::StatusOr<refpay::TextColumn> arrow =
+//       refpay::TextColumn::FromOffsets(offsets, data);  // n + 1 offsets
+//   (*arrow)[0];  // std::string_view
+class TextColumn {
+ public:
+  TextColumn() = default;
+  // NOLINTNEXTLINE(google-explicit-constructor): strings are a column
+  TextColumn(absl::Span<const std::string> strings)
+      : strings_(strings.data()), size_(strings.size()) {}
+  // NOLINTNEXTLINE(google-explicit-constructor): strings are a column
+  TextColumn(const std::vector<std::string>& strings) : TextColumn(absl::MakeConstSpan(strings)) {}
+
+  // refpay::TextColumn::FromOffsets() views `offsets.size() - 1` strings,
+  // string i being data[offsets[i], offsets[i + 1]) (Arrow's large_string
+  // layout; both buffers must outlive the column). InvalidArgument
+  // (bad_batch) if there is no offset, or the offsets decrease ("offsets
+  // decrease at row 7") or point outside `data`.
+  static absl::StatusOr<TextColumn> FromOffsets(absl::Span<const int64_t> offsets,
+                                                std::string_view data);
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::string_view operator[](size_t row) const {
+    if (offsets_ == nullptr) return strings_[row];
+    return {data_ + offsets_[row], static_cast<size_t>(offsets_[row + 1] - offsets_[row])};
+  }
+
+ private:
+  const std::string* strings_ = nullptr;  // or:
+  const int64_t* offsets_ = nullptr;      // size_ + 1 of them, into data_
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 // refpay::BatchMembersView is the member table as the batch functions read
 // it, without owning it: each column a span over memory the caller keeps
 // alive for the call (a BatchMembers, numpy arrays, Arrow buffers, a mapped
-// file). A BatchMembers converts to one implicitly, so columns that live
+// file; text as TextColumns). A BatchMembers converts to one implicitly, so columns that live
 // elsewhere are settled where they are, without a copy:
 //
 //   refpay::BatchMembersView view;
@@ -108,11 +150,11 @@ struct BatchMembersView {
         phone(members.phone),
         payment(members.payment) {}
 
-  absl::Span<const std::string> ids;
+  TextColumn ids;
   absl::Span<const int64_t> int_ids;
   absl::Span<const int32_t> inviter;
   absl::Span<const int64_t> joined_at;
-  absl::Span<const std::string> role, rank, region, device, phone, payment;
+  TextColumn role, rank, region, device, phone, payment;
 };
 
 // refpay::BatchOrdersView is the order table as read, as BatchMembersView.
@@ -130,12 +172,12 @@ struct BatchOrdersView {
         refund_amount(orders.refund_amount),
         refunded_at(orders.refunded_at) {}
 
-  absl::Span<const std::string> ids;
+  TextColumn ids;
   absl::Span<const int64_t> int_ids;
   absl::Span<const int32_t> buyer;
   absl::Span<const int64_t> amount;
   absl::Span<const int64_t> at;
-  absl::Span<const std::string> category;
+  TextColumn category;
   absl::Span<const int64_t> confirmed_at;
   absl::Span<const int64_t> refund_amount;
   absl::Span<const int64_t> refunded_at;

@@ -6,16 +6,18 @@
 // strings as lists or object arrays of str, or, without a Python object per
 // cell, as the two buffers of an Arrow large_string array without nulls:
 // a tuple (offsets: int64 array of n + 1, data: uint8 array of UTF-8). The
-// settling runs with the GIL released and reads the numeric arrays in place,
-// so they must not change until it returns.
+// settling runs with the GIL released and reads the numeric arrays and the
+// Arrow text buffers in place, so they must not change until it returns.
 #include <pybind11/stl.h>
 
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "bind.h"
 #include "refpay/batch.h"
@@ -27,10 +29,10 @@ namespace {
 
 // Reads the named columns of a dict as a table view; an unknown key or a
 // dtype that needs an unsafe cast is an error naming the column. Numbers
-// are views of the numpy arrays, never copied (10 million orders' columns
-// are half a gigabyte); the reader holds a reference to each array, so it
-// must outlive the view. Strings are copied into std::string, as the
-// engine keeps them.
+// and Arrow text buffers are viewed where they are, never copied (10
+// million orders' columns are half a gigabyte); the reader holds a
+// reference to each array, so it must outlive the view. Text given as a
+// list of str is copied into std::strings, kept here.
 class ColumnReader {
  public:
   ColumnReader(const py::dict& columns, std::string table)
@@ -50,22 +52,21 @@ class ColumnReader {
     arrays_.push_back(std::move(array));
   }
 
-  void Strings(const char* name, absl::Span<const std::string>* out) {
+  // Text as its Arrow buffers is viewed where it is; a list or an object
+  // array of str is copied into std::strings, kept here.
+  void Strings(const char* name, TextColumn* out) {
     py::handle cell = Take(name);
     if (!cell) return;
-    std::vector<std::string>& column = strings_.emplace_back();
     if (py::isinstance<py::tuple>(cell)) {
-      ArrowStrings(name, cell.cast<py::tuple>(), &column);
+      *out = ArrowStrings(name, cell.cast<py::tuple>());
     } else {
-      column = cell.cast<std::vector<std::string>>();
+      *out = strings_.emplace_back(cell.cast<std::vector<std::string>>());
     }
-    *out = column;
   }
 
-  // Reads (offsets, data), the buffers of an Arrow large_string array; the
+  // Views (offsets, data), the buffers of an Arrow large_string array; the
   // offsets must start at 0 or more, never decrease and stay inside data.
-  void ArrowStrings(const char* name, const py::tuple& buffers,
-                    std::vector<std::string>* out) const {
+  TextColumn ArrowStrings(const char* name, const py::tuple& buffers) {
     const std::string column = table_ + "." + name;
     auto offsets = buffers.size() == 2
                        ? py::array_t<int64_t, py::array::c_style>::ensure(buffers[0])
@@ -77,22 +78,14 @@ class ColumnReader {
       throw py::type_error(
           column + " as buffers must be (offsets: int64 array of n + 1, data: uint8 array)");
     }
-    const int64_t* at = offsets.data();
-    const auto* bytes = reinterpret_cast<const char*>(data.data());
-    const auto n = static_cast<size_t>(offsets.size() - 1);
-    if (at[0] < 0 || at[n] > data.size()) {
-      throw py::value_error(column + " offsets point outside the data buffer");
-    }
-    for (size_t i = 0; i < n; ++i) {
-      if (at[i + 1] < at[i]) {
-        throw py::value_error(column + " offsets decrease at row " + std::to_string(i));
-      }
-    }
-    out->clear();
-    out->reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      out->emplace_back(bytes + at[i], static_cast<size_t>(at[i + 1] - at[i]));
-    }
+    absl::StatusOr<TextColumn> text = TextColumn::FromOffsets(
+        absl::MakeConstSpan(offsets.data(), static_cast<size_t>(offsets.size())),
+        std::string_view(reinterpret_cast<const char*>(data.data()),
+                         static_cast<size_t>(data.size())));
+    if (!text.ok()) throw py::value_error(column + " " + std::string(text.status().message()));
+    arrays_.push_back(std::move(offsets));
+    arrays_.push_back(std::move(data));
+    return *text;
   }
 
   // Fails if a key was not one of the columns read.

@@ -434,9 +434,53 @@ TEST(SettleTotalsTest, IntegerIdsSettleAsTheirDecimalStrings) {
   EXPECT_NE(bad.status().message().find("orders.int_ids"), std::string::npos);
 }
 
-// Views over memory the caller owns (here plain arrays, as numpy or Arrow
-// buffers would be) settle exactly as the owning tables, by the kernel and
-// by the engine; a view of the first rows is the batch of those rows.
+// A column's strings in Arrow's large_string layout: n + 1 offsets into one
+// buffer.
+struct ArrowText {
+  explicit ArrowText(const std::vector<std::string>& strings) {
+    offsets.push_back(0);
+    for (const std::string& s : strings) {
+      data += s;
+      offsets.push_back(static_cast<int64_t>(data.size()));
+    }
+  }
+  TextColumn Column() const { return *TextColumn::FromOffsets(offsets, data); }
+  std::vector<int64_t> offsets;
+  std::string data;
+};
+
+TEST(TextColumnTest, ViewsArrowBuffersAndRefusesBadOffsets) {
+  const std::vector<int64_t> offsets = {0, 1, 1, 4};
+  absl::StatusOr<TextColumn> text = TextColumn::FromOffsets(offsets, "abcd");
+  ASSERT_THAT(text, IsOk());
+  ASSERT_EQ(text->size(), 3u);
+  EXPECT_EQ((*text)[0], "a");
+  EXPECT_EQ((*text)[1], "");
+  EXPECT_EQ((*text)[2], "bcd");
+  const std::vector<std::string> strings = {"x", "yz"};
+  const TextColumn from_strings = strings;
+  EXPECT_EQ(from_strings.size(), 2u);
+  EXPECT_EQ(from_strings[1], "yz");
+  EXPECT_TRUE(TextColumn().empty());
+
+  struct Bad {
+    std::vector<int64_t> offsets;
+    const char* message;
+  };
+  for (const Bad& bad :
+       {Bad{{}, "offsets need at least one value"}, Bad{{0, 100, 2}, "offsets decrease at row 1"},
+        Bad{{0, 1, 99}, "offsets point outside the data buffer"},
+        Bad{{-1, 1, 2}, "offsets point outside the data buffer"}}) {
+    absl::StatusOr<TextColumn> refused = TextColumn::FromOffsets(bad.offsets, "ab");
+    EXPECT_THAT(refused, HasReason("bad_batch"));
+    EXPECT_EQ(refused.status().message(), bad.message);
+  }
+}
+
+// Views over memory the caller owns (here plain arrays and Arrow-layout
+// text, as numpy and Arrow buffers would be) settle exactly as the owning
+// tables, by the kernel and by the engine; a view of the first rows is the
+// batch of those rows.
 TEST(BatchViewTest, ViewsOfCallerMemorySettleAsTheTables) {
   const Batch b = CleanBatch(7, true, 200, 1500);
   const absl::Time as_of = absl::FromUnixMicros(b.last + kDay);
@@ -458,13 +502,17 @@ TEST(BatchViewTest, ViewsOfCallerMemorySettleAsTheTables) {
   auto refunded_at = copy(b.orders.refunded_at);
   const size_t m = b.members.inviter.size();
   const size_t n = b.orders.buyer.size();
+  // Text as Arrow buffers: ids and roles.
+  const ArrowText member_ids(b.members.ids);
+  const ArrowText roles(b.members.role);
+  const ArrowText order_ids(b.orders.ids);
   BatchMembersView members;
-  members.ids = b.members.ids;
+  members.ids = member_ids.Column();
   members.inviter = absl::MakeConstSpan(inviter.get(), m);
   members.joined_at = absl::MakeConstSpan(joined_at.get(), m);
-  members.role = b.members.role;
+  members.role = roles.Column();
   BatchOrdersView orders;
-  orders.ids = b.orders.ids;
+  orders.ids = order_ids.Column();
   orders.buyer = absl::MakeConstSpan(buyer.get(), n);
   orders.amount = absl::MakeConstSpan(amount.get(), n);
   orders.at = absl::MakeConstSpan(at.get(), n);
@@ -507,7 +555,7 @@ TEST(BatchViewTest, ViewsOfCallerMemorySettleAsTheTables) {
     *column = column->subspan(0, 500);
   }
   first_view.buyer = first_view.buyer.subspan(0, 500);
-  first_view.ids = first_view.ids.subspan(0, 500);
+  first_view.ids = absl::MakeConstSpan(b.orders.ids).subspan(0, 500);
   const Policy policy = *Policy::FromJson(kKernelPolicies[0]);
   absl::StatusOr<BatchTotals> cut = SettleTotals(policy, members, first_view, as_of);
   ASSERT_THAT(cut, IsOk());
