@@ -527,7 +527,7 @@ std::string RunKernel(const Policy& policy, const RowTree& tree, const BatchOrde
 // How many entries each order writes: one per level its buyer has an
 // ancestor for (the buyer itself first under self_purchase), and one for a
 // leader if it has one. Summed over the orders, the ledger's size before
-// clawbacks, so its columns are sized once and written in place. A buyer
+// clawbacks, so its columns are reserved once and never move. A buyer
 // that is no member row counts none: the order pass stops there.
 size_t EntryCount(const Policy& policy, const RowTree& tree, const BatchOrdersView& orders) {
   const size_t levels = policy.rules.levels.size();

@@ -1064,8 +1064,9 @@ class Engine::Impl {
     const internal::IdIndex::Key buyer_key = member_ids_.KeyOf(event.buyer);
     if (order_ids_.Contains(order_key)) return DuplicateOrder(event.order);
     REFPAY_ASSIGN_OR_RETURN(const int32_t buyer, FindMember(buyer_key, "buyer"));
-    REFPAY_RETURN_IF_ERROR(
-        PlaceOrderResolved(buyer, *event.amount, at, event.category ? &*event.category : nullptr));
+    REFPAY_RETURN_IF_ERROR(PlaceOrderResolved(
+        buyer, *event.amount, at,
+        event.category ? std::optional<std::string_view>(*event.category) : std::nullopt));
     order_ids_.Add(order_key);
     return absl::OkStatus();
   }
@@ -1073,16 +1074,17 @@ class Engine::Impl {
   // Places an order of a positive amount whose id is new and whose buyer
   // has joined: the part of an order shared by events and batches. The
   // caller records the id (as order number orders_.size() before the call)
-  // once this succeeds.
+  // once this succeeds. The category is only looked up, so a view serves
+  // both paths without building a string per order.
   absl::Status PlaceOrderResolved(int32_t buyer, Money base, int64_t at,
-                                  const std::string* category) {
+                                  std::optional<std::string_view> category) {
     int64_t new_spend = 0;
     if (uses_.own_spend && __builtin_add_overflow(own_spend_[buyer], base.fen(), &new_spend)) {
       return Error(absl::StatusCode::kOutOfRange, "overflow", "the buyer's total spend overflows");
     }
     int16_t rule_set = 0;
-    if (category != nullptr && !category_plan_.empty()) {
-      if (auto it = category_plan_.find(*category); it != category_plan_.end())
+    if (category && !category_plan_.empty()) {
+      if (auto it = category_plan_.find(internal::AsAbsl(*category)); it != category_plan_.end())
         rule_set = it->second;
     }
     const auto order = static_cast<int32_t>(orders_.size());
@@ -1356,10 +1358,11 @@ class Engine::Impl {
             break;
           }
           absl::StatusOr<int32_t> buyer = member_at(buyer_row, "buyer");
-          // A category is short: its string stays in place, no allocation.
-          const std::string category(text(orders.category, row));
+          const std::string_view category = text(orders.category, row);
           status = buyer.ok() ? PlaceOrderResolved(*buyer, amount, step.at,
-                                                   category.empty() ? nullptr : &category)
+                                                   category.empty()
+                                                       ? std::nullopt
+                                                       : std::optional<std::string_view>(category))
                               : buyer.status();
           if (status.ok()) {
             order_of_row[row] = *index;

@@ -88,13 +88,14 @@ bool PopulateCapacity(const std::vector<T, A>& column) {
 #ifdef MADV_POPULATE_WRITE
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   // Whole pages from the one holding the first spare element to the one
-  // holding the last, as an offset back from that first spare element.
+  // holding the last; the start is an offset back from that element, not
+  // an integer cast to a pointer.
   auto* spare = reinterpret_cast<char*>(const_cast<T*>(column.data() + column.size()));
   const auto spare_at = reinterpret_cast<uintptr_t>(spare);
+  const uintptr_t begin_at = spare_at & ~(page - 1);
   const auto end = reinterpret_cast<uintptr_t>(column.data() + column.capacity());
   const uintptr_t rounded_end = (end + page - 1) & ~(page - 1);
-  char* begin = spare - (spare_at & (page - 1));
-  return madvise(begin, rounded_end - (spare_at & ~(page - 1)), MADV_POPULATE_WRITE) == 0;
+  return madvise(spare - (spare_at - begin_at), rounded_end - begin_at, MADV_POPULATE_WRITE) == 0;
 #else
   return false;
 #endif

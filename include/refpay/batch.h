@@ -120,17 +120,17 @@ class TextColumn {
   }
 
  private:
-  const std::string* strings_ = nullptr;  // or:
-  const int64_t* offsets_ = nullptr;      // size_ + 1 of them, into data_
+  const std::string* strings_ = nullptr;  // std::strings, unless offsets_ is set
+  const int64_t* offsets_ = nullptr;      // Arrow layout: size_ + 1 offsets into data_
   const char* data_ = nullptr;
   size_t size_ = 0;
 };
 
 // refpay::BatchMembersView is the member table as the batch functions read
-// it, without owning it: each column a span over memory the caller keeps
-// alive for the call (a BatchMembers, numpy arrays, Arrow buffers, a mapped
-// file; text as TextColumns). A BatchMembers converts to one implicitly, so columns that live
-// elsewhere are settled where they are, without a copy:
+// it, without owning it: each column a span (text a TextColumn) over memory
+// the caller keeps alive for the call (a BatchMembers, numpy arrays, Arrow
+// buffers, a mapped file). A BatchMembers converts to one implicitly, so
+// columns that live elsewhere are settled where they are, without a copy:
 //
 //   refpay::BatchMembersView view;
 //   view.inviter = absl::MakeConstSpan(inviter_rows, n);  // caller's memory

@@ -107,7 +107,7 @@ class ColumnReader {
   const py::dict& columns_;
   std::string table_;
   std::vector<std::string> taken_;
-  std::vector<py::object> arrays_;                // what the numbers view
+  std::vector<py::object> arrays_;                // numbers and Arrow text buffers viewed
   std::deque<std::vector<std::string>> strings_;  // a deque: a column never moves
 };
 
